@@ -1,0 +1,108 @@
+/* backends/backend.h — the one interface every execution backend implements.
+ *
+ * A backend turns "run this wrapper script in this environment" into bytes and an exit
+ * status. It never formats JSON for the client and never post-processes output: bytes go
+ * to the sink raw (stdout and stderr merged, in order), and the output pipeline
+ * (server/output.h) does the rest. State semantics (cwd, exported variables, functions,
+ * aliases) come from the shared wrapper script (backends/script.h), so every backend that
+ * runs the script with bash behaves the same.
+ *
+ * Lifecycle, driven by the environment manager (server/env.h):
+ *
+ *   open ──► run* / bg_* ──► close
+ *
+ *   open     Create or attach to the environment (spawn nothing slow on the caller's
+ *            behalf that cannot be cancelled; honour opts->connect_timeout_ms). Captures
+ *            the shell snapshot once (sw_script_snapshot_init) unless one already exists
+ *            in opts->state_dir. Returns SW_BE_DEGRADED when the backend cannot be reached
+ *            (daemon down, host unreachable) and SW_BE_ERROR for configuration errors.
+ *   run      Runs one foreground command to completion. Guarantees:
+ *            - stdin of the command is /dev/null (or empty);
+ *            - every byte printed reaches sink->data before run returns, except bytes
+ *              written by leftover background grandchildren after the shell exited;
+ *            - returns promptly when the shell exits, even if a grandchild still holds
+ *              the output stream open (at most a short bounded drain after exit);
+ *            - waiting is event-driven (poll/epoll on fds, condition variables), never
+ *              a sleep loop; sink->tick is called about once a second while it runs;
+ *            - at the deadline or when req->cancel fires, the whole remote/local process
+ *              tree of the command is killed (not just the transport), output so far is
+ *              kept, and res->timed_out / res->cancelled is set;
+ *            - transport failure mid-command → SW_BE_DEGRADED with res->error filled;
+ *            - a vanished sandbox may be recreated once, the command re-run, and
+ *              res->recreated set.
+ *            It may be called concurrently from several threads on one environment.
+ *   prepare  Optional. Called after a response was written, off the critical path: warm
+ *            up for the next command (pre-spawn a shell, pre-open a channel).
+ *   health   Optional. Cheap liveness check; 0 when usable.
+ *   bg_*     Background processes (the process tool). bg_spawn starts the command in its
+ *            own session/process group with merged output and returns a handle;
+ *            bg_read returns new output since the last call without blocking; bg_kill
+ *            kills the tree; bg_status reports running/exited/lost. NULL until a backend
+ *            implements them; the process tool then refuses with a clear error.
+ *   close    Kill everything the environment started (unless configured to persist),
+ *            release the sandbox, free. Must finish within about a second.
+ */
+#ifndef SW_BACKEND_H
+#define SW_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backends/proc.h"
+
+enum {
+    SW_BE_OK = 0,
+    SW_BE_ERROR = -1,     /* the tool failed for a reason the user must fix */
+    SW_BE_DEGRADED = -2,  /* infrastructure unreachable; retrying later may work */
+};
+
+typedef struct sw_backend sw_backend;   /* one open environment; backend-defined */
+
+/* Where a running command's bytes and heartbeats go. */
+typedef struct sw_sink {
+    void *ctx;
+    void (*data)(void *ctx, const char *buf, size_t len);
+    void (*tick)(void *ctx);              /* about once a second; may be NULL */
+} sw_sink;
+
+typedef struct sw_open_opts {
+    const char *task_id;          /* environment key */
+    const char *state_dir;        /* private per-environment directory on the server host */
+    const char *marker_id;        /* id used in the wrapper's cwd marker */
+    const char *cwd;              /* initial working directory inside the environment */
+    char *const *child_env;       /* filtered environment for commands (NULL-terminated) */
+    int connect_timeout_ms;
+} sw_open_opts;
+
+typedef struct sw_run_req {
+    const char *command;          /* the user's command text */
+    const char *cwd;              /* directory to run in (session cwd or workdir) */
+    bool publish_state;           /* keep the env/function/alias changes of this command */
+    int timeout_ms;
+    sw_cancel *cancel;            /* fires on notifications/cancelled or shutdown */
+    sw_sink sink;
+} sw_run_req;
+
+typedef struct sw_run_res {
+    int exit_code;                /* shell exit status; 128+N when killed by signal N */
+    bool timed_out;
+    bool cancelled;
+    bool recreated;               /* the sandbox was gone and was recreated */
+    char error[512];              /* filled when run returns < 0 */
+} sw_run_res;
+
+typedef struct sw_backend_ops {
+    const char *name;             /* TERMINAL_ENV value */
+    int (*open)(const sw_open_opts *opts, sw_backend **out, char *err, size_t errlen);
+    int (*run)(sw_backend *b, const sw_run_req *req, sw_run_res *res);
+    void (*prepare)(sw_backend *b);
+    int (*health)(sw_backend *b, char *err, size_t errlen);
+    void (*close)(sw_backend *b);
+} sw_backend_ops;
+
+extern const sw_backend_ops sw_local_ops;
+
+/* The ops for a TERMINAL_ENV value, or NULL when unknown or not built in. */
+const sw_backend_ops *sw_backend_find(const char *name);
+
+#endif

@@ -1,0 +1,328 @@
+/* backends/local.c — the local backend: every command is a fresh bash on this host, in its
+ * own session, running the shared wrapper script.
+ *
+ * Shell start-up is taken off the critical path: after a command the environment keeps
+ * one spare bash that is already running and blocked reading its script from a pipe
+ * (". /dev/fd/3"). A call writes the script, closes the pipe and reads the output. Each
+ * command still gets a fresh process, so nothing leaks from one call to the next except
+ * the snapshot state the wrapper carries on purpose. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "backends/script.h"
+#include "server/log.h"
+#include "server/util.h"
+
+#define READ_CHUNK (256 * 1024)
+#define POST_EXIT_DRAIN_MS 200   /* bound on reading after the shell exited */
+#define SNAPSHOT_TIMEOUT_MS 15000
+
+typedef struct shell {
+    sw_child *child;
+    int script_fd;      /* write end: the script goes here, then EOF */
+    int out_fd;         /* read end of merged stdout/stderr, non-blocking */
+} shell;
+
+struct sw_backend {
+    pthread_mutex_t mu;
+    char *dir;
+    char *snapshot;
+    char *marker;
+    char *bash;
+    char **env;
+    shell spare;
+    bool have_spare;
+    unsigned long seq;
+};
+
+static char *find_bash(void)
+{
+    const char *path = getenv("PATH");
+    if (path) {
+        char *copy = sw_strdup(path), *save = NULL;
+        for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+            char *cand = sw_printf("%s/bash", d);
+            if (d[0] == '/' && access(cand, X_OK) == 0) { free(copy); return cand; }
+            free(cand);
+        }
+        free(copy);
+    }
+    return sw_strdup(access("/usr/bin/bash", X_OK) == 0 ? "/usr/bin/bash" : "/bin/bash");
+}
+
+static void shell_close(shell *sh)
+{
+    if (sh->script_fd >= 0) close(sh->script_fd);
+    if (sh->out_fd >= 0) close(sh->out_fd);
+    sw_child_free(sh->child);   /* kills it if it still runs */
+    sh->child = NULL;
+    sh->script_fd = sh->out_fd = -1;
+}
+
+static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t errlen)
+{
+    int out[2] = {-1, -1}, scr[2] = {-1, -1};
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(scr, O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    /* A bigger pipe means fewer wake-ups when a command prints a lot. */
+    fcntl(out[1], F_SETPIPE_SZ, 1024 * 1024);
+    char *argv_login[] = {"bash", "-l", "-c", ". /dev/fd/3", NULL};
+    char *argv_plain[] = {"bash", "-c", ". /dev/fd/3", NULL};
+    sw_spawn sp = {
+        .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = b->env,
+        .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd_extra = scr[0],
+    };
+    sh->child = sw_proc_spawn(&sp, err, errlen);
+    if (!sh->child) goto fail;
+    close(out[1]);
+    close(scr[0]);
+    sw_set_nonblock(out[0]);
+    sh->out_fd = out[0];
+    sh->script_fd = scr[1];
+    return 0;
+fail:
+    for (int i = 0; i < 2; i++) {
+        if (out[i] >= 0) close(out[i]);
+        if (scr[i] >= 0) close(scr[i]);
+    }
+    return -1;
+}
+
+/* Takes the spare shell if there is a live one, else starts a new shell. */
+static int shell_get(sw_backend *b, shell *sh, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&b->mu);
+    bool have = b->have_spare;
+    if (have) { *sh = b->spare; b->have_spare = false; }
+    pthread_mutex_unlock(&b->mu);
+    if (have) {
+        if (!sw_child_done(sh->child, NULL)) return 0;
+        shell_close(sh);
+    }
+    return shell_spawn(b, false, sh, err, errlen);
+}
+
+static void local_prepare(sw_backend *b)
+{
+    pthread_mutex_lock(&b->mu);
+    bool need = !b->have_spare;
+    pthread_mutex_unlock(&b->mu);
+    if (!need) return;
+    shell sh;
+    char err[256];
+    if (shell_spawn(b, false, &sh, err, sizeof err) < 0) {
+        sw_warn("local: cannot pre-start a shell: %s", err);
+        return;
+    }
+    pthread_mutex_lock(&b->mu);
+    if (!b->have_spare) { b->spare = sh; b->have_spare = true; need = false; }
+    pthread_mutex_unlock(&b->mu);
+    if (need) shell_close(&sh);   /* another thread filled the slot first */
+}
+
+/* Reads what is available now; returns 0 at EOF, 1 if more may come, -1 on error. */
+static int drain(int fd, char *buf, const sw_sink *sink)
+{
+    for (;;) {
+        ssize_t r = read(fd, buf, READ_CHUNK);
+        if (r > 0) { if (sink->data) sink->data(sink->ctx, buf, (size_t)r); continue; }
+        if (r == 0) return 0;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN) return 1;
+        return -1;
+    }
+}
+
+/* Feeds `script` to a started shell and follows it to the end. */
+static void follow(shell *sh, const char *script, const sw_run_req *req, sw_run_res *res,
+                   int *status)
+{
+    char *buf = sw_xmalloc(READ_CHUNK);
+    if (sw_write_all(sh->script_fd, script, strlen(script)) < 0)
+        sw_debug("local: script write failed: %s", strerror(errno));
+    close(sh->script_fd);
+    sh->script_fd = -1;
+
+    int64_t start = sw_now_ms();
+    int64_t deadline = req->timeout_ms > 0 ? start + req->timeout_ms : -1;
+    int64_t next_tick = start + 1000;
+    bool killed = false;
+    for (;;) {
+        struct pollfd p[3];
+        int np = 0, i_out = -1, i_cancel = -1;
+        p[np].fd = sw_child_fd(sh->child); p[np++].events = POLLIN;
+        if (sh->out_fd >= 0) { i_out = np; p[np].fd = sh->out_fd; p[np++].events = POLLIN; }
+        if (req->cancel && !killed) { i_cancel = np; p[np].fd = req->cancel->fd; p[np++].events = POLLIN; }
+        int64_t now = sw_now_ms(), wake = next_tick;
+        if (deadline >= 0 && !killed && deadline < wake) wake = deadline;
+        int r = poll(p, (nfds_t)np, wake > now ? (int)(wake - now) : 0);
+        if (r < 0 && errno != EINTR) break;
+        if (i_out >= 0 && (p[i_out].revents & (POLLIN | POLLHUP | POLLERR))) {
+            if (drain(sh->out_fd, buf, &req->sink) <= 0) { close(sh->out_fd); sh->out_fd = -1; }
+        }
+        if (sw_child_done(sh->child, status)) break;
+        if (i_cancel >= 0 && (p[i_cancel].revents & POLLIN) && !killed) {
+            res->cancelled = killed = true;
+            sw_proc_kill_tree(sw_child_pid(sh->child));
+            continue;
+        }
+        now = sw_now_ms();
+        if (deadline >= 0 && now >= deadline && !killed) {
+            res->timed_out = killed = true;
+            sw_proc_kill_tree(sw_child_pid(sh->child));
+            continue;
+        }
+        if (now >= next_tick) {
+            if (req->sink.tick) req->sink.tick(req->sink.ctx);
+            next_tick = now + 1000;
+        }
+    }
+    if (!sw_child_done(sh->child, status)) sw_child_wait(sh->child, 2000);
+    sw_child_done(sh->child, status);
+    /* The shell is gone: everything it wrote is in the pipe. Read it, but do not wait for
+     * background grandchildren that still hold the write end. */
+    int64_t stop = sw_now_ms() + POST_EXIT_DRAIN_MS;
+    while (sh->out_fd >= 0 && sw_now_ms() < stop) {
+        if (drain(sh->out_fd, buf, &req->sink) != 1) break;
+        struct pollfd p = {.fd = sh->out_fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0) break;
+    }
+    free(buf);
+}
+
+static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
+{
+    shell sh;
+    if (shell_get(b, &sh, res->error, sizeof res->error) < 0) return SW_BE_ERROR;
+    pthread_mutex_lock(&b->mu);
+    unsigned long seq = ++b->seq;
+    pthread_mutex_unlock(&b->mu);
+    char *snap_out = req->publish_state ? sw_printf("%s/snapshot.%lu.tmp", b->dir, seq) : NULL;
+    sw_script_opts so = {
+        .command = req->command, .cwd = req->cwd, .snapshot = b->snapshot,
+        .snapshot_out = snap_out, .publish = false, .marker_id = b->marker,
+        .prologue = "exec 3<&-",
+    };
+    char *script = sw_script_wrap(&so);
+    int status = 0;
+    follow(&sh, script, req, res, &status);
+    free(script);
+    if (res->timed_out) res->exit_code = 124;
+    else if (res->cancelled) res->exit_code = 130;
+    else res->exit_code = sw_exit_code(status);
+    if (snap_out) {
+        bool ok = !res->timed_out && !res->cancelled && WIFEXITED(status);
+        if (!ok || rename(snap_out, b->snapshot) < 0) unlink(snap_out);
+        free(snap_out);
+    }
+    shell_close(&sh);
+    return SW_BE_OK;
+}
+
+/* Captures the first snapshot from a login shell, so profile settings apply. */
+static void capture_snapshot(sw_backend *b)
+{
+    char *tmp = sw_printf("%s/snapshot.init.tmp", b->dir);
+    char *script = sw_script_snapshot_init(tmp, "exec 3<&-");
+    shell sh;
+    char err[256];
+    int status = -1;
+    if (shell_spawn(b, true, &sh, err, sizeof err) == 0) {
+        sw_run_req req = {.timeout_ms = SNAPSHOT_TIMEOUT_MS};
+        sw_run_res res = {0};
+        follow(&sh, script, &req, &res, &status);
+        shell_close(&sh);
+        if (res.timed_out) sw_warn("local: login shell took too long; starting from a bare environment");
+    } else {
+        sw_warn("local: %s", err);
+    }
+    if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || rename(tmp, b->snapshot) < 0) {
+        unlink(tmp);
+        int fd = open(b->snapshot, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            static const char base[] = "shopt -s expand_aliases\nset +e\nset +u\n";
+            if (sw_write_all(fd, base, sizeof base - 1) < 0) sw_warn("local: cannot write snapshot");
+            close(fd);
+        }
+    }
+    free(script);
+    free(tmp);
+}
+
+static void local_close(sw_backend *b);
+
+static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t errlen)
+{
+    sw_backend *b = sw_xcalloc(1, sizeof *b);
+    pthread_mutex_init(&b->mu, NULL);
+    b->dir = sw_strdup(o->state_dir);
+    b->snapshot = sw_printf("%s/snapshot.sh", o->state_dir);
+    b->marker = sw_strdup(o->marker_id);
+    b->bash = find_bash();
+    size_t n = 0;
+    while (o->child_env && o->child_env[n]) n++;
+    b->env = sw_xcalloc(n + 1, sizeof *b->env);
+    for (size_t i = 0; i < n; i++) b->env[i] = sw_strdup(o->child_env[i]);
+    if (sw_mkdir_p(b->dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", b->dir, strerror(errno));
+        local_close(b);
+        return SW_BE_ERROR;
+    }
+    if (access(b->bash, X_OK) < 0) {
+        snprintf(err, errlen, "bash not found (looked in PATH, /usr/bin, /bin)");
+        local_close(b);
+        return SW_BE_ERROR;
+    }
+    if (access(b->snapshot, R_OK) < 0) capture_snapshot(b);
+    local_prepare(b);
+    *out = b;
+    return SW_BE_OK;
+}
+
+static int local_health(sw_backend *b, char *err, size_t errlen)
+{
+    if (access(b->bash, X_OK) == 0) return 0;
+    snprintf(err, errlen, "%s is not executable", b->bash);
+    return -1;
+}
+
+static void local_close(sw_backend *b)
+{
+    if (!b) return;
+    if (b->have_spare) shell_close(&b->spare);
+    for (char **e = b->env; e && *e; e++) free(*e);
+    free(b->env);
+    free(b->dir);
+    free(b->snapshot);
+    free(b->marker);
+    free(b->bash);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+const sw_backend_ops sw_local_ops = {
+    .name = "local",
+    .open = local_open,
+    .run = local_run,
+    .prepare = local_prepare,
+    .health = local_health,
+    .close = local_close,
+};
+
+const sw_backend_ops *sw_backend_find(const char *name)
+{
+    if (!strcmp(name, "local")) return &sw_local_ops;
+    return NULL;
+}

@@ -1,0 +1,39 @@
+/* backends/script.h — the shell scripts every backend runs, so that state semantics are
+ * the same everywhere.
+ *
+ * A command runs as one bash script that
+ *   1. sources the environment's snapshot (exported variables, functions, aliases),
+ *   2. cds to the directory for this call (exit 126 with bash's message if it is gone),
+ *   3. evals the command with stdin already /dev/null and PAGER/GIT_PAGER set to cat,
+ *   4. saves $?, dumps exported variables, functions and aliases to `snapshot_out`
+ *      (when given) using builtins only,
+ *   5. prints the cwd marker "\n__SHELLWIRE_CWD_<id>__<dir>__SHELLWIRE_CWD_<id>__\n"
+ *      with builtins, and exits with the saved status.
+ * The snapshot is published by whoever runs the script: the local backend renames
+ * `snapshot_out` over the snapshot itself (saving an external `mv`); remote backends set
+ * `publish` so the script does `mv -f` itself.
+ */
+#ifndef SW_SCRIPT_H
+#define SW_SCRIPT_H
+
+#include <stdbool.h>
+
+typedef struct sw_script_opts {
+    const char *command;
+    const char *cwd;            /* "~" and "~/x" are expanded by the shell running it */
+    const char *snapshot;       /* file to source; may not exist yet */
+    const char *snapshot_out;   /* where to dump state afterwards; NULL: do not dump */
+    bool publish;               /* mv snapshot_out over snapshot inside the script */
+    const char *marker_id;
+    const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
+} sw_script_opts;
+
+/* Returns the script (caller frees). */
+char *sw_script_wrap(const sw_script_opts *o);
+/* The script that captures the first snapshot from a login shell into `snapshot_tmp`
+ * (meant to run as `bash -l -c`). */
+char *sw_script_snapshot_init(const char *snapshot_tmp, const char *prologue);
+/* Quotes a directory for `cd`, keeping a leading "~" or "~/" expandable. */
+char *sw_script_quote_dir(const char *dir);
+
+#endif

@@ -1,0 +1,210 @@
+/* server/config.c — one table drives environment variables, flags, defaults, validation
+ * and the --help text, so they cannot drift apart. */
+#include "server/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "server/log.h"
+#include "server/util.h"
+
+enum kind { K_STR, K_INT };
+
+struct opt {
+    const char *flag;       /* without the leading "--" */
+    const char *env;
+    enum kind kind;
+    size_t off;
+    long min, max;
+    const char *help;
+};
+
+#define OFF(f) offsetof(sw_config, f)
+static const struct opt opts[] = {
+    {"backend", "TERMINAL_ENV", K_STR, OFF(backend), 0, 0,
+     "execution backend: local (default), ssh, docker, singularity, bubblewrap, modal, daytona, morph"},
+    {"cwd", "TERMINAL_CWD", K_STR, OFF(cwd), 0, 0,
+     "starting working directory of each environment (local default: the server's cwd)"},
+    {"timeout", "TERMINAL_TIMEOUT", K_INT, OFF(timeout_s), 1, 86400,
+     "default foreground timeout in seconds (180)"},
+    {"max-foreground-timeout", "TERMINAL_MAX_FOREGROUND_TIMEOUT", K_INT, OFF(max_fg_timeout_s), 1, 86400,
+     "largest timeout a foreground call may ask for, in seconds (600)"},
+    {"lifetime", "TERMINAL_LIFETIME_SECONDS", K_INT, OFF(lifetime_s), 1, 31536000,
+     "idle seconds before an environment is released (300)"},
+    {"max-output-chars", "SHELLWIRE_MAX_OUTPUT_CHARS", K_INT, OFF(max_output_chars), 100, 100000000,
+     "characters of output in one result before head/tail truncation (50000)"},
+    {"max-line-bytes", "SHELLWIRE_MAX_LINE_BYTES", K_INT, OFF(max_line_bytes), 1024, 1073741824,
+     "longest accepted JSON-RPC input line in bytes (16777216)"},
+    {"workers", "SHELLWIRE_WORKERS", K_INT, OFF(workers), 1, 1024,
+     "tool calls that run at the same time; more wait in a queue (64)"},
+    {"order-wait", "SHELLWIRE_ORDER_WAIT", K_INT, OFF(order_wait_s), 0, 86400,
+     "seconds a call waits for earlier calls in its environment to finish before running alongside them (10)"},
+    {"state-dir", "SHELLWIRE_STATE_DIR", K_STR, OFF(state_dir), 0, 0,
+     "directory for saved outputs and state (default $XDG_STATE_HOME/shellwire)"},
+    {"log-level", "SHELLWIRE_LOG_LEVEL", K_STR, OFF(log_level), 0, 0,
+     "stderr log level: debug, info, notice, warning (default), error, off"},
+    {"pass-env", "SHELLWIRE_PASS_ENV", K_STR, OFF(pass_env), 0, 0,
+     "comma-separated variable names passed to commands even if they look like secrets"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+static const char *known_backends[] = {"local", "ssh", "docker", "singularity", "bubblewrap",
+                                       "modal", "daytona", "morph"};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: shellwire [options]\n"
+            "A stdio MCP server that gives LLM clients a shell (tools: terminal).\n"
+            "Speaks newline-delimited JSON-RPC 2.0 on stdin/stdout; logs go to stderr.\n\n"
+            "options (each also settable through the environment variable shown):\n");
+    for (size_t i = 0; i < NOPTS; i++)
+        fprintf(f, "  --%-24s %s\n  %-26s [%s]\n", opts[i].flag, opts[i].help, "", opts[i].env);
+    fprintf(f, "  --%-24s %s\n", "print-tools", "print the advertised tool list as JSON and exit");
+    fprintf(f, "  --%-24s %s\n", "help", "show this help");
+    fprintf(f, "  --%-24s %s\n", "version", "print the version");
+}
+
+static int set_value(sw_config *cfg, const struct opt *o, const char *val, const char *source)
+{
+    if (o->kind == K_STR) {
+        char **dst = (char **)((char *)cfg + o->off);
+        if (*val == '\0') {
+            fprintf(stderr, "shellwire: %s must not be empty\n", source);
+            return -1;
+        }
+        free(*dst);
+        *dst = sw_strdup(val);
+        return 0;
+    }
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end != '\0') {
+        fprintf(stderr, "shellwire: %s must be an integer, got '%s'\n", source, val);
+        return -1;
+    }
+    if (v < o->min || v > o->max) {
+        fprintf(stderr, "shellwire: %s must be between %ld and %ld, got %ld\n", source, o->min,
+                o->max, v);
+        return -1;
+    }
+    *(long *)((char *)cfg + o->off) = v;
+    return 0;
+}
+
+static void defaults(sw_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->backend = sw_strdup("local");
+    cfg->timeout_s = 180;
+    cfg->max_fg_timeout_s = 600;
+    cfg->lifetime_s = 300;
+    cfg->max_output_chars = 50000;
+    cfg->max_line_bytes = 16 * 1024 * 1024;
+    cfg->workers = 64;
+    cfg->order_wait_s = 10;
+    cfg->log_level = sw_strdup("warning");
+    cfg->pass_env = sw_strdup("");
+}
+
+static int finish(sw_config *cfg)
+{
+    int known = 0;
+    for (size_t i = 0; i < sizeof known_backends / sizeof *known_backends; i++)
+        if (!strcmp(cfg->backend, known_backends[i])) known = 1;
+    if (!known) {
+        fprintf(stderr,
+                "shellwire: TERMINAL_ENV/--backend: unknown backend '%s' (expected local, ssh, "
+                "docker, singularity, bubblewrap, modal, daytona or morph)\n",
+                cfg->backend);
+        return -1;
+    }
+    if (!sw_backend_find(cfg->backend)) {
+        fprintf(stderr, "shellwire: TERMINAL_ENV/--backend: the '%s' backend is not available "
+                        "in this build yet; use 'local'\n", cfg->backend);
+        return -1;
+    }
+    if (sw_log_parse_level(cfg->log_level) < 0) {
+        fprintf(stderr, "shellwire: SHELLWIRE_LOG_LEVEL/--log-level: unknown level '%s'\n",
+                cfg->log_level);
+        return -1;
+    }
+    if (cfg->timeout_s > cfg->max_fg_timeout_s) {
+        fprintf(stderr, "shellwire: TERMINAL_TIMEOUT (%ld) must not exceed "
+                        "TERMINAL_MAX_FOREGROUND_TIMEOUT (%ld)\n",
+                cfg->timeout_s, cfg->max_fg_timeout_s);
+        return -1;
+    }
+    if (!cfg->cwd) {
+        char *wd = getcwd(NULL, 0);
+        cfg->cwd = wd ? wd : sw_strdup("/");
+    } else if (cfg->cwd[0] != '/' && cfg->cwd[0] != '~') {
+        fprintf(stderr, "shellwire: TERMINAL_CWD/--cwd must be an absolute path, got '%s'\n",
+                cfg->cwd);
+        return -1;
+    }
+    if (!cfg->state_dir) {
+        const char *xdg = getenv("XDG_STATE_HOME");
+        const char *home = getenv("HOME");
+        if (xdg && xdg[0] == '/') cfg->state_dir = sw_printf("%s/shellwire", xdg);
+        else if (home && home[0] == '/') cfg->state_dir = sw_printf("%s/.local/state/shellwire", home);
+        else cfg->state_dir = sw_printf("/tmp/shellwire-%ld", (long)getuid());
+    } else if (cfg->state_dir[0] != '/') {
+        fprintf(stderr, "shellwire: SHELLWIRE_STATE_DIR/--state-dir must be an absolute path, "
+                        "got '%s'\n", cfg->state_dir);
+        return -1;
+    }
+    return 0;
+}
+
+int sw_config_load(sw_config *cfg, int argc, char **argv)
+{
+    defaults(cfg);
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && set_value(cfg, &opts[i], v, opts[i].env) < 0) return SW_CONFIG_EXIT_ERR;
+    }
+    for (int a = 1; a < argc; a++) {
+        const char *arg = argv[a];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) { usage(stdout); return SW_CONFIG_EXIT_OK; }
+        if (!strcmp(arg, "--version") || !strcmp(arg, "-V")) {
+            printf("shellwire %s\n", SW_VERSION);
+            return SW_CONFIG_EXIT_OK;
+        }
+        if (!strcmp(arg, "--print-tools")) { cfg->print_tools = 1; continue; }
+        if (strncmp(arg, "--", 2) != 0) {
+            fprintf(stderr, "shellwire: unexpected argument '%s' (see --help)\n", arg);
+            return SW_CONFIG_EXIT_ERR;
+        }
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const struct opt *o = NULL;
+        for (size_t i = 0; i < NOPTS; i++)
+            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, name, nlen)) o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "shellwire: unknown option '%.*s' (see --help)\n", (int)nlen + 2, arg);
+            return SW_CONFIG_EXIT_ERR;
+        }
+        const char *val = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
+        if (!val) {
+            fprintf(stderr, "shellwire: option --%s needs a value\n", o->flag);
+            return SW_CONFIG_EXIT_ERR;
+        }
+        char src[64];
+        snprintf(src, sizeof src, "--%s", o->flag);
+        if (set_value(cfg, o, val, src) < 0) return SW_CONFIG_EXIT_ERR;
+    }
+    return finish(cfg) < 0 ? SW_CONFIG_EXIT_ERR : SW_CONFIG_RUN;
+}
+
+void sw_config_free(sw_config *cfg)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (opts[i].kind == K_STR) free(*(char **)((char *)cfg + opts[i].off));
+}

@@ -1,0 +1,249 @@
+/* server/env.c — see env.h. One mutex guards the table; opening a backend happens outside
+ * it, with the entry in state OPENING so that other callers for the same task wait on the
+ * condition variable instead of opening a second sandbox. */
+#include "server/env.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "server/log.h"
+#include "server/util.h"
+
+enum state { EMPTY, OPENING, READY };
+
+struct sw_env {
+    char *task;
+    char *cwd;
+    char *dir;
+    char marker[17];
+    enum state state;
+    sw_backend *backend;
+    int busy;
+    int64_t last_used;
+    unsigned long next_turn;   /* turn number of the next arriving call */
+    unsigned long *turns;      /* turns of calls that have not ended their turn */
+    size_t nturns, capturns;
+    struct sw_env *next;
+};
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;      /* an OPENING entry settled */
+static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t turn_cv;                              /* a turn ended */
+static sw_env *head;
+static unsigned long counter;
+static const sw_backend_ops *g_ops;
+static char *g_runtime, *g_default_cwd;
+static char **g_child_env;
+static int64_t g_lifetime_ms;
+static int64_t g_order_wait_ms;
+static int g_connect_timeout_ms = 30000;
+static bool g_stopping;
+
+static void *reaper_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    while (!g_stopping) {
+        /* Wake a few times per lifetime; nothing runs in between. */
+        int64_t period = g_lifetime_ms / 4;
+        if (period < 1000) period = 1000;
+        if (period > 30000) period = 30000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += period / 1000;
+        ts.tv_nsec += (period % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) { ts.tv_sec++; ts.tv_nsec -= 1000000000; }
+        pthread_cond_timedwait(&reaper_cv, &mu, &ts);
+        if (g_stopping) break;
+        pthread_mutex_unlock(&mu);
+        sw_env_reap_idle(sw_now_ms());
+        pthread_mutex_lock(&mu);
+    }
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *runtime_dir,
+                char **child_env)
+{
+    g_ops = ops;
+    g_runtime = sw_strdup(runtime_dir);
+    g_default_cwd = sw_strdup(cfg->cwd);
+    g_child_env = child_env;
+    g_lifetime_ms = cfg->lifetime_s * 1000;
+    g_order_wait_ms = cfg->order_wait_s * 1000;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&turn_cv, &ca);
+    pthread_condattr_destroy(&ca);
+    pthread_t t;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&a, 256 * 1024);
+    int rc = pthread_create(&t, &a, reaper_main, NULL);
+    pthread_attr_destroy(&a);
+    return rc == 0 ? 0 : -1;
+}
+
+static sw_env *find_or_add(const char *task)
+{
+    for (sw_env *e = head; e; e = e->next)
+        if (!strcmp(e->task, task)) return e;
+    sw_env *e = sw_xcalloc(1, sizeof *e);
+    e->task = sw_strdup(task);
+    e->cwd = sw_strdup(g_default_cwd);
+    e->dir = sw_printf("%s/env-%lu", g_runtime, ++counter);
+    sw_random_hex(e->marker, 8);
+    e->next = head;
+    head = e;
+    return e;
+}
+
+static bool earlier_running(const sw_env *e, unsigned long turn)
+{
+    for (size_t i = 0; i < e->nturns; i++)
+        if (e->turns[i] < turn) return true;
+    return false;
+}
+
+/* Waits (mu held) until no earlier turn is running or the order wait has passed. */
+static void wait_turn(sw_env *e, unsigned long turn)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += g_order_wait_ms / 1000;
+    until.tv_nsec += (g_order_wait_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+    while (earlier_running(e, turn))
+        if (pthread_cond_timedwait(&turn_cv, &mu, &until) == ETIMEDOUT) {
+            sw_info("environment '%s': an earlier call is still running; starting call %lu "
+                    "alongside it", e->task, turn);
+            break;
+        }
+}
+
+void sw_env_end_turn(sw_env *e, unsigned long turn)
+{
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < e->nturns; i++)
+        if (e->turns[i] == turn) { e->turns[i] = e->turns[--e->nturns]; break; }
+    pthread_cond_broadcast(&turn_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+sw_env *sw_env_acquire(const char *task_id, unsigned long *turn, int *status, char *err,
+                       size_t errlen)
+{
+    pthread_mutex_lock(&mu);
+    sw_env *e = find_or_add(task_id);
+    e->busy++;
+    unsigned long t = *turn = e->next_turn++;
+    if (e->nturns == e->capturns)
+        e->turns = sw_xrealloc(e->turns, (e->capturns = e->capturns ? 2 * e->capturns : 8) * sizeof *e->turns);
+    e->turns[e->nturns++] = t;
+    while (e->state == OPENING) pthread_cond_wait(&cv, &mu);
+    if (e->state == EMPTY) {
+        e->state = OPENING;
+        pthread_mutex_unlock(&mu);
+        sw_open_opts o = {
+            .task_id = e->task, .state_dir = e->dir, .marker_id = e->marker, .cwd = e->cwd,
+            .child_env = g_child_env, .connect_timeout_ms = g_connect_timeout_ms,
+        };
+        sw_backend *b = NULL;
+        int rc = g_ops->open(&o, &b, err, errlen);
+        pthread_mutex_lock(&mu);
+        if (rc == SW_BE_OK) {
+            e->backend = b;
+            e->state = READY;
+        } else {
+            e->state = EMPTY;
+            e->busy--;
+            pthread_cond_broadcast(&cv);
+            pthread_mutex_unlock(&mu);
+            sw_env_end_turn(e, t);
+            *status = rc;
+            return NULL;
+        }
+        pthread_cond_broadcast(&cv);
+    }
+    wait_turn(e, t);
+    e->last_used = sw_now_ms();
+    pthread_mutex_unlock(&mu);
+    return e;
+}
+
+void sw_env_release(sw_env *e)
+{
+    if (g_ops->prepare) g_ops->prepare(e->backend);
+    pthread_mutex_lock(&mu);
+    e->busy--;
+    e->last_used = sw_now_ms();
+    pthread_mutex_unlock(&mu);
+}
+
+sw_backend *sw_env_backend(sw_env *e) { return e->backend; }
+const char *sw_env_marker(sw_env *e) { return e->marker; }
+const sw_backend_ops *sw_env_ops(sw_env *e) { (void)e; return g_ops; }
+
+char *sw_env_cwd(sw_env *e)
+{
+    pthread_mutex_lock(&mu);
+    char *c = sw_strdup(e->cwd);
+    pthread_mutex_unlock(&mu);
+    return c;
+}
+
+void sw_env_set_cwd(sw_env *e, const char *cwd)
+{
+    char *c = sw_strdup(cwd);
+    pthread_mutex_lock(&mu);
+    char *old = e->cwd;
+    e->cwd = c;
+    pthread_mutex_unlock(&mu);
+    free(old);
+}
+
+int sw_env_reap_idle(int64_t now_ms)
+{
+    int n = 0;
+    for (;;) {
+        sw_backend *victim = NULL;
+        pthread_mutex_lock(&mu);
+        for (sw_env *e = head; e; e = e->next) {
+            if (e->state == READY && e->busy == 0 && now_ms - e->last_used >= g_lifetime_ms) {
+                victim = e->backend;
+                e->backend = NULL;
+                e->state = EMPTY;
+                sw_info("releasing idle environment '%s'", e->task);
+                break;
+            }
+        }
+        pthread_mutex_unlock(&mu);
+        if (!victim) return n;
+        g_ops->close(victim);
+        n++;
+    }
+}
+
+void sw_env_shutdown(void)
+{
+    pthread_mutex_lock(&mu);
+    g_stopping = true;
+    pthread_cond_broadcast(&reaper_cv);
+    sw_env *list = head;
+    head = NULL;
+    pthread_mutex_unlock(&mu);
+    while (list) {
+        sw_env *next = list->next;
+        if (list->state == READY && list->busy == 0) g_ops->close(list->backend);
+        /* Busy ones are in use by a call that is being killed; the process exits. */
+        list = next;
+    }
+}

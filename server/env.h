@@ -1,0 +1,42 @@
+/* server/env.h — the environment manager: one backend instance per task id, created once
+ * under a per-task lock (concurrent first calls share it), kept with its session state
+ * (cwd, marker, state directory), and released after TERMINAL_LIFETIME_SECONDS idle. The
+ * session state outlives a released instance, so a re-opened environment continues
+ * where the old one stopped (on backends whose state lives on this host). */
+#ifndef SW_ENV_H
+#define SW_ENV_H
+
+#include <stdint.h>
+
+#include "backends/backend.h"
+#include "server/config.h"
+
+typedef struct sw_env sw_env;
+
+/* runtime_dir: private directory for per-environment state; removed by the caller. */
+int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *runtime_dir,
+                char **child_env);
+/* Gets (opening if needed) the environment of task_id and marks it busy. Calls on one
+ * environment take turns in arrival order: this waits until every earlier call on the
+ * environment has ended its turn (sw_env_end_turn), but at most SHELLWIRE_ORDER_WAIT
+ * seconds, after which it runs alongside them. *turn receives this call's turn. On
+ * failure returns NULL, *status is SW_BE_ERROR or SW_BE_DEGRADED and err says why. */
+sw_env *sw_env_acquire(const char *task_id, unsigned long *turn, int *status, char *err,
+                       size_t errlen);
+/* Ends a call's turn: later calls may start (its state changes are published). */
+void sw_env_end_turn(sw_env *e, unsigned long turn);
+/* Warms the backend up for the next call (off the critical path), then marks it idle. */
+void sw_env_release(sw_env *e);
+sw_backend *sw_env_backend(sw_env *e);
+/* The id the wrapper uses in this environment's cwd marker. */
+const char *sw_env_marker(sw_env *e);
+const sw_backend_ops *sw_env_ops(sw_env *e);
+/* The session working directory (copy; caller frees) and its update. */
+char *sw_env_cwd(sw_env *e);
+void sw_env_set_cwd(sw_env *e, const char *cwd);
+/* Releases environments idle longer than the lifetime; returns how many. */
+int sw_env_reap_idle(int64_t now_ms);
+/* Closes every environment (shutdown). */
+void sw_env_shutdown(void);
+
+#endif

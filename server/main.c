@@ -1,0 +1,131 @@
+/* server/main.c — start-up and shutdown: configuration, signals, state directories, the
+ * signal thread (SIGCHLD reaping, SIGTERM/SIGINT/SIGHUP shutdown), then the stdio loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backends/backend.h"
+#include "backends/proc.h"
+#include "server/childenv.h"
+#include "server/config.h"
+#include "server/env.h"
+#include "server/log.h"
+#include "server/mcp.h"
+#include "server/output.h"
+#include "server/rpc.h"
+#include "server/tools.h"
+#include "server/util.h"
+
+extern char **environ;
+
+static char *runtime_dir;
+static sigset_t handled;
+
+/* Kills everything the server started and exits. Safe to call from any thread once. */
+static void shutdown_now(int code)
+{
+    static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_lock(&once);          /* never unlocked: the process ends here */
+    sw_rpc_cancel_all();
+    sw_proc_kill_all();
+    if (runtime_dir) sw_rm_rf(runtime_dir);
+    sw_rpc_lock_output();               /* no half-written line on stdout */
+    _exit(code);
+}
+
+static void *signal_main(void *arg)
+{
+    int fd = *(int *)arg;
+    for (;;) {
+        struct signalfd_siginfo si;
+        ssize_t r = read(fd, &si, sizeof si);
+        if (r < 0 && errno == EINTR) continue;
+        if (r != (ssize_t)sizeof si) continue;
+        if (si.ssi_signo == SIGCHLD) {
+            sw_proc_reap();
+        } else {
+            sw_info("signal %d: shutting down", (int)si.ssi_signo);
+            shutdown_now(0);
+        }
+    }
+    return NULL;
+}
+
+/* fds 0-2 must exist so that no file the server opens lands on them. */
+static void ensure_std_fds(void)
+{
+    for (int fd = 0; fd < 3; fd++)
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+            if (n >= 0 && n != fd) { dup2(n, fd); close(n); }
+        }
+}
+
+static int print_tools(void)
+{
+    char *s = json_dumps(sw_mcp_tools(), JSON_INDENT(2));
+    if (!s) return 1;
+    puts(s);
+    free(s);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    ensure_std_fds();
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGCHLD);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGHUP);
+    /* Blocked before any thread exists, so only the signal thread ever sees them. */
+    pthread_sigmask(SIG_BLOCK, &handled, NULL);
+
+    sw_config cfg;
+    int rc = sw_config_load(&cfg, argc, argv);
+    if (rc != SW_CONFIG_RUN) return rc == SW_CONFIG_EXIT_OK ? 0 : 2;
+    sw_log_set_level(sw_log_parse_level(cfg.log_level));
+    if (sw_terminal_init(&cfg) < 0 || sw_mcp_init(&cfg) < 0) return 1;
+    if (cfg.print_tools) return print_tools();
+
+    if (sw_proc_init() < 0) sw_warn("cannot become a child subreaper: %s", strerror(errno));
+    char rnd[9];
+    sw_random_hex(rnd, 4);
+    runtime_dir = sw_printf("%s/run/%ld-%s", cfg.state_dir, (long)getpid(), rnd);
+    char *out_dir = sw_printf("%s/output", cfg.state_dir);
+    if (sw_mkdir_p(runtime_dir, 0700) < 0) {
+        fprintf(stderr, "shellwire: SHELLWIRE_STATE_DIR: cannot create %s: %s\n", runtime_dir,
+                strerror(errno));
+        return 2;
+    }
+    chmod(cfg.state_dir, 0700);
+    sw_mkdir_p(out_dir, 0700);
+    sw_out_prune_spills(out_dir, 7L * 24 * 3600);
+    free(out_dir);
+
+    int sfd = signalfd(-1, &handled, SFD_CLOEXEC);
+    pthread_t st;
+    if (sfd < 0 || pthread_create(&st, NULL, signal_main, &sfd) != 0) {
+        fprintf(stderr, "shellwire: cannot set up signal handling: %s\n", strerror(errno));
+        return 1;
+    }
+    char **child_env = sw_childenv_build(environ, cfg.pass_env);
+    if (sw_env_init(&cfg, sw_backend_find(cfg.backend), runtime_dir, child_env) < 0) {
+        fprintf(stderr, "shellwire: cannot start the environment manager\n");
+        return 1;
+    }
+    sw_info("ready: backend %s, cwd %s", cfg.backend, cfg.cwd);
+    sw_rpc_serve(&cfg);
+    /* stdin closed and every call answered: clean up like on SIGTERM. */
+    sw_env_shutdown();
+    shutdown_now(0);
+}
