@@ -29,6 +29,7 @@
 
 typedef struct shell {
     sw_child *child;
+    unsigned long gen;  /* snapshot generation the shell loaded before its script */
     int script_fd;      /* write end: the script goes here, then EOF */
     int out_fd;         /* read end of merged stdout/stderr, non-blocking */
 } shell;
@@ -40,9 +41,11 @@ struct sw_backend {
     char *marker;
     char *bash;
     char **env;
+    char *preload;      /* the spare's program: load the snapshot, then wait for a script */
     shell spare;
     bool have_spare;
     unsigned long seq;
+    unsigned long gen;  /* bumped whenever a command changes the snapshot */
 };
 
 static char *find_bash(void)
@@ -79,7 +82,10 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
     /* A bigger pipe means fewer wake-ups when a command prints a lot. */
     fcntl(out[1], F_SETPIPE_SZ, 1024 * 1024);
     char *argv_login[] = {"bash", "-l", "-c", ". /dev/fd/3", NULL};
-    char *argv_plain[] = {"bash", "-c", ". /dev/fd/3", NULL};
+    char *argv_plain[] = {"bash", "-c", b->preload, NULL};
+    pthread_mutex_lock(&b->mu);
+    sh->gen = b->gen;
+    pthread_mutex_unlock(&b->mu);
     sw_spawn sp = {
         .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = b->env,
         .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd_extra = scr[0],
@@ -100,7 +106,8 @@ fail:
     return -1;
 }
 
-/* Takes the spare shell if there is a live one, else starts a new shell. */
+/* Takes the spare shell if there is a live one, else starts a new shell. Either way the
+ * shell has already sourced the snapshot (generation sh->gen) and waits for its script. */
 static int shell_get(sw_backend *b, shell *sh, char *err, size_t errlen)
 {
     pthread_mutex_lock(&b->mu);
@@ -145,15 +152,17 @@ static int drain(int fd, char *buf, const sw_sink *sink)
     }
 }
 
-/* Feeds `script` to a started shell and follows it to the end. */
-static void follow(shell *sh, const char *script, const sw_run_req *req, sw_run_res *res,
-                   int *status)
+/* Feeds `script` to a started shell and follows it to the end. `b`, when given, gets a
+ * new spare shell started while the command runs. */
+static void follow(sw_backend *b, shell *sh, const char *script, const sw_run_req *req,
+                   sw_run_res *res, int *status)
 {
     char *buf = sw_xmalloc(READ_CHUNK);
     if (sw_write_all(sh->script_fd, script, strlen(script)) < 0)
         sw_debug("local: script write failed: %s", strerror(errno));
     close(sh->script_fd);
     sh->script_fd = -1;
+    if (b) local_prepare(b);
 
     int64_t start = sw_now_ms();
     int64_t deadline = req->timeout_ms > 0 ? start + req->timeout_ms : -1;
@@ -202,29 +211,54 @@ static void follow(shell *sh, const char *script, const sw_run_req *req, sw_run_
     free(buf);
 }
 
+/* True when the files differ (or one cannot be read). Snapshots are a few KB. */
+static bool files_differ(const char *a, const char *b)
+{
+    FILE *fa = fopen(a, "rbe"), *fb = fopen(b, "rbe");
+    bool differ = !fa || !fb;
+    char x[8192], y[8192];
+    while (!differ) {
+        size_t na = fread(x, 1, sizeof x, fa), nb = fread(y, 1, sizeof y, fb);
+        if (na != nb || memcmp(x, y, na)) differ = true;
+        if (na < sizeof x) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return differ;
+}
+
 static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 {
     shell sh;
     if (shell_get(b, &sh, res->error, sizeof res->error) < 0) return SW_BE_ERROR;
     pthread_mutex_lock(&b->mu);
     unsigned long seq = ++b->seq;
+    bool stale = sh.gen != b->gen;
     pthread_mutex_unlock(&b->mu);
     char *snap_out = req->publish_state ? sw_printf("%s/snapshot.%lu.tmp", b->dir, seq) : NULL;
     sw_script_opts so = {
-        .command = req->command, .cwd = req->cwd, .snapshot = b->snapshot,
+        .command = req->command, .cwd = req->cwd,
+        .snapshot = stale ? b->snapshot : NULL,   /* the shell loaded an older state */
         .snapshot_out = snap_out, .publish = false, .marker_id = b->marker,
         .prologue = "exec 3<&-",
     };
     char *script = sw_script_wrap(&so);
     int status = 0;
-    follow(&sh, script, req, res, &status);
+    follow(b, &sh, script, req, res, &status);
     free(script);
     if (res->timed_out) res->exit_code = 124;
     else if (res->cancelled) res->exit_code = 130;
     else res->exit_code = sw_exit_code(status);
     if (snap_out) {
+        /* Publish only a changed state, so spare shells that loaded it stay current. */
         bool ok = !res->timed_out && !res->cancelled && WIFEXITED(status);
-        if (!ok || rename(snap_out, b->snapshot) < 0) unlink(snap_out);
+        pthread_mutex_lock(&b->mu);
+        if (ok && access(snap_out, F_OK) == 0 && files_differ(snap_out, b->snapshot) &&
+            rename(snap_out, b->snapshot) == 0)
+            b->gen++;
+        else
+            unlink(snap_out);
+        pthread_mutex_unlock(&b->mu);
         free(snap_out);
     }
     shell_close(&sh);
@@ -242,7 +276,7 @@ static void capture_snapshot(sw_backend *b)
     if (shell_spawn(b, true, &sh, err, sizeof err) == 0) {
         sw_run_req req = {.timeout_ms = SNAPSHOT_TIMEOUT_MS};
         sw_run_res res = {0};
-        follow(&sh, script, &req, &res, &status);
+        follow(NULL, &sh, script, &req, &res, &status);
         shell_close(&sh);
         if (res.timed_out) sw_warn("local: login shell took too long; starting from a bare environment");
     } else {
@@ -271,6 +305,9 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
     b->snapshot = sw_printf("%s/snapshot.sh", o->state_dir);
     b->marker = sw_strdup(o->marker_id);
     b->bash = find_bash();
+    char *q = sw_shell_quote(b->snapshot);
+    b->preload = sw_printf("source %s >/dev/null 2>&1; . /dev/fd/3", q);
+    free(q);
     size_t n = 0;
     while (o->child_env && o->child_env[n]) n++;
     b->env = sw_xcalloc(n + 1, sizeof *b->env);
@@ -308,6 +345,7 @@ static void local_close(sw_backend *b)
     free(b->snapshot);
     free(b->marker);
     free(b->bash);
+    free(b->preload);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }

@@ -3,6 +3,7 @@
  * add about a millisecond and a half to every call. */
 #include "backends/script.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,28 @@
 #define DUMP_STATE                                                                        \
     "{ export -p; declare -f; alias -p; "                                                 \
     "printf '%%s\\n' 'shopt -s expand_aliases' 'set +e' 'set +u'; } >%s 2>/dev/null"
+
+/* $'...' quoting: keeps the script's command on a single line (control characters become
+ * escapes) while the shell still sees exactly the original bytes. */
+static char *ansi_quote(const char *s)
+{
+    size_t n = 3;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) n += 4;
+    char *out = sw_xmalloc(n + 1), *o = out;
+    *o++ = '$';
+    *o++ = '\'';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        unsigned char c = *p;
+        if (c == '\\' || c == '\'') { *o++ = '\\'; *o++ = (char)c; }
+        else if (c == '\n') { *o++ = '\\'; *o++ = 'n'; }
+        else if (c == '\t') { *o++ = '\\'; *o++ = 't'; }
+        else if (c < 0x20 || c == 0x7f) o += sprintf(o, "\\x%02x", c);
+        else *o++ = (char)c;
+    }
+    *o++ = '\'';
+    *o = '\0';
+    return out;
+}
 
 char *sw_script_quote_dir(const char *dir)
 {
@@ -28,29 +51,32 @@ char *sw_script_quote_dir(const char *dir)
 
 char *sw_script_wrap(const sw_script_opts *o)
 {
-    char *snap = sw_shell_quote(o->snapshot);
+    char *snap = o->snapshot ? sw_shell_quote(o->snapshot) : NULL;
+    char *load = snap ? sw_printf("source %s >/dev/null 2>&1; ", snap) : NULL;
     char *cwd = sw_script_quote_dir(o->cwd);
-    char *cmd = sw_shell_quote(o->command);
+    char *cmd = ansi_quote(o->command);
     char *dump = NULL, *publish = NULL;
     if (o->snapshot_out) {
         char *out = sw_shell_quote(o->snapshot_out);
         dump = sw_printf(DUMP_STATE "\n", out);
-        if (o->publish) publish = sw_printf("mv -f %s %s 2>/dev/null\n", out, snap);
+        if (o->publish && snap) publish = sw_printf("mv -f %s %s 2>/dev/null\n", out, snap);
         free(out);
     }
+    /* Everything up to the eval shares line 1, so bash's messages about the command
+     * ("bash: line 3: ...") count lines the way the user wrote them. */
     char *s = sw_printf(
-        "%s%s"
-        "source %s >/dev/null 2>&1\n"
-        "export PAGER=cat GIT_PAGER=cat\n"
-        "builtin cd -- %s || exit 126\n"
+        "%s%s%s"
+        "export PAGER=cat GIT_PAGER=cat; "
+        "builtin cd -- %s || exit 126; "
         "eval %s\n"
         "__sw_ec=$?\n"
         "%s%s"
         "builtin printf '\\n__SHELLWIRE_CWD_%s__%%s__SHELLWIRE_CWD_%s__\\n' \"$PWD\"\n"
         "exit $__sw_ec\n",
-        o->prologue ? o->prologue : "", o->prologue ? "\n" : "", snap, cwd, cmd,
+        o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
         dump ? dump : "", publish ? publish : "", o->marker_id, o->marker_id);
     free(snap);
+    free(load);
     free(cwd);
     free(cmd);
     free(dump);

@@ -21,7 +21,8 @@
 typedef struct sw_script_opts {
     const char *command;
     const char *cwd;            /* "~" and "~/x" are expanded by the shell running it */
-    const char *snapshot;       /* file to source; may not exist yet */
+    const char *snapshot;       /* file to source first; NULL when the shell running the
+                                   script has loaded it already (then publish needs it too) */
     const char *snapshot_out;   /* where to dump state afterwards; NULL: do not dump */
     bool publish;               /* mv snapshot_out over snapshot inside the script */
     const char *marker_id;
