@@ -34,11 +34,8 @@
  *   prepare  Optional. Called after a response was written, off the critical path: warm
  *            up for the next command (pre-spawn a shell, pre-open a channel).
  *   health   Optional. Cheap liveness check; 0 when usable.
- *   bg_*     Background processes (the process tool). bg_spawn starts the command in its
- *            own session/process group with merged output and returns a handle;
- *            bg_read returns new output since the last call without blocking; bg_kill
- *            kills the tree; bg_status reports running/exited/lost. NULL until a backend
- *            implements them; the process tool then refuses with a clear error.
+ *   bg_*     Background processes for the process tool (see the members below). NULL
+ *            until a backend implements them; the tools then refuse with a clear error.
  *   close    Kill everything the environment started (unless configured to persist),
  *            release the sandbox, free. Must finish within about a second.
  */
@@ -91,6 +88,21 @@ typedef struct sw_run_res {
     char error[512];              /* filled when run returns < 0 */
 } sw_run_res;
 
+/* Background processes. */
+typedef struct sw_bg sw_bg;             /* one background process; backend-defined */
+
+typedef struct sw_bg_req {
+    const char *command;
+    const char *cwd;
+    bool pty;                     /* 30x120 pseudo-terminal, TERM=xterm-256color */
+} sw_bg_req;
+
+typedef struct sw_bg_state {
+    bool running;
+    bool lost;                    /* the sandbox holding it is gone */
+    int exit_code;                /* valid when !running && !lost */
+} sw_bg_state;
+
 typedef struct sw_backend_ops {
     const char *name;             /* TERMINAL_ENV value */
     int (*open)(const sw_open_opts *opts, sw_backend **out, char *err, size_t errlen);
@@ -98,6 +110,25 @@ typedef struct sw_backend_ops {
     void (*prepare)(sw_backend *b);
     int (*health)(sw_backend *b, char *err, size_t errlen);
     void (*close)(sw_backend *b);
+
+    /* Background processes; all NULL on a backend that has none yet.
+     * bg_spawn  starts req->command under the wrapper in its own session/process group,
+     *           stdout+stderr merged, stdin /dev/null (or the pty); *pid is the pid in
+     *           the environment. Returns promptly; never waits for the command.
+     * bg_read   non-blocking: passes output produced since the previous call to sink
+     *           (raw bytes) and fills *st. Local backends may instead expose a pollable
+     *           fd through bg_fd so one reactor thread drains every process.
+     * bg_write  writes data to the process's stdin (pty only); eof closes it.
+     * bg_kill   SIGTERM to the tree, grace_ms, SIGKILL survivors, then verifies none
+     *           is left; fills `survivors` with the pids that could not be killed.
+     * bg_free   releases the handle (the process keeps running unless killed). */
+    int (*bg_spawn)(sw_backend *b, const sw_bg_req *req, sw_bg **out, long *pid, char *err,
+                    size_t errlen);
+    int (*bg_read)(sw_backend *b, sw_bg *p, const sw_sink *sink, sw_bg_state *st);
+    int (*bg_fd)(sw_backend *b, sw_bg *p);
+    int (*bg_write)(sw_backend *b, sw_bg *p, const char *data, size_t len, bool eof);
+    int (*bg_kill)(sw_backend *b, sw_bg *p, int grace_ms, char *survivors, size_t n);
+    void (*bg_free)(sw_backend *b, sw_bg *p);
 } sw_backend_ops;
 
 extern const sw_backend_ops sw_local_ops;

@@ -256,6 +256,12 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
         .spill_dir = spill_dir,
     };
     call_ctx cc = {.req = r, .out = sw_out_new(&oo)};
+    if (!cc.out) {
+        sw_env_end_turn(env, turn);
+        sw_env_release(env);
+        free(session_cwd);
+        return sw_tool_error(NULL, "Out of memory while preparing the output buffer.");
+    }
     sw_run_req rq = {
         .command = command, .cwd = workdir ? workdir : session_cwd, .publish_state = true,
         .timeout_ms = (int)(timeout * 1000), .cancel = &r->cancel,
