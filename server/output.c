@@ -47,6 +47,10 @@
 #define LL_KEEP (LL_CHARS * 4)          /* bytes that always hold LL_CHARS characters */
 #define SPILL_BUF ((size_t)65536)
 #define BATCH_BYTES 4096
+/* Longest payload of an OSC/DCS/SOS/PM/APC string sequence, in bytes of the stage-2 (UTF-8
+ * repaired) stream; a longer one is abandoned so that an unterminated string (binary output,
+ * a stray "ESC ]") cannot hide the rest of the output. */
+#define ANSI_STR_MAX ((size_t)4096)
 
 enum { M_NONE, M_OPEN, M_PATH, M_AFTER, M_AFTER_CR };
 enum { A_GROUND, A_ESC, A_CSI, A_NF, A_OSC, A_STR, A_OSC_ESC, A_STR_ESC };
@@ -74,6 +78,7 @@ struct sw_out {
 
     /* stage 3: ANSI */
     int astate;
+    size_t astr_len;     /* payload bytes of the current A_OSC/A_STR string so far */
     char batch[BATCH_BYTES];
     size_t batch_len, batch_chars;
 
@@ -597,6 +602,7 @@ static void ansi_cp(sw_out *o, uint32_t cp)
             if (cp == 0x1B) {
                 o->astate = A_ESC;
             } else if (cp >= 0x80 && cp <= 0x9F) {
+                o->astr_len = 0;
                 if (cp == 0x9B)
                     o->astate = A_CSI;
                 else if (cp == 0x9D)
@@ -609,6 +615,7 @@ static void ansi_cp(sw_out *o, uint32_t cp)
             }
             return;
         case A_ESC:
+            o->astr_len = 0;
             if (cp == '[')
                 o->astate = A_CSI;
             else if (cp == ']')
@@ -646,6 +653,16 @@ static void ansi_cp(sw_out *o, uint32_t cp)
                 o->astate = A_GROUND;
             else if (cp == 0x1B)
                 o->astate = o->astate == A_OSC ? A_OSC_ESC : A_STR_ESC;
+            else {
+                size_t w = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+                if (o->astr_len + w > ANSI_STR_MAX) {
+                    /* over-long: abandon the string (what it swallowed stays dropped)
+                     * and reprocess cp as text */
+                    o->astate = A_GROUND;
+                    continue;
+                }
+                o->astr_len += w;
+            }
             return;
         case A_OSC_ESC:
         case A_STR_ESC:

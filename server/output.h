@@ -14,6 +14,11 @@
  *      characters split across chunks are reassembled.
  *   3. ANSI escape removal (CSI, OSC, DCS/SOS/PM/APC, nF, Fp/Fe/Fs, 8-bit C1 forms),
  *      sequences may be split across chunks. Plain C0 controls (\t \r \n ...) are kept.
+ *      The payload of a string sequence (OSC, DCS, SOS, PM, APC, 7- or 8-bit) may be at most
+ *      4096 bytes (of the stage-2 output, so a U+FFFD counts 3). A character that would
+ *      make it longer abandons the sequence: what it swallowed so far stays dropped, and
+ *      that character and everything after it are processed as text again. So an
+ *      unterminated string (binary output, a stray "ESC ]") hides at most 4096 bytes.
  *   4. Bounded capture: the first 40 % and a rolling last 60 % of `limit_chars`
  *      characters are kept, so memory is O(limit) for any output size. When the stream
  *      first exceeds the limit, everything so far and everything after it (post stages

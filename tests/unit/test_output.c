@@ -648,6 +648,218 @@ static void test_ansi(void)
     sw_out_result_free(&r);
 }
 
+/* ---------------------------------------------------------------- over-long strings */
+
+#define STR_MAX ((size_t)4096) /* ANSI_STR_MAX in output.c */
+
+typedef struct {
+    char *p;
+    size_t n;
+} dbuf;
+
+static void db_put(dbuf *b, const char *s, size_t n)
+{
+    char *q = realloc(b->p, b->n + n + 1);
+    if (!q)
+        exit(2);
+    b->p = q;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void db_rep(dbuf *b, char c, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        db_put(b, &c, 1);
+}
+
+/* in -> exp, whole and (when splits) at every split point and byte by byte. */
+static void check_long(int line, const sw_out_opts *op, const dbuf *in, const dbuf *exp, bool splits)
+{
+    if (splits) {
+        check_splits_at(__FILE__, line, op, in->p, in->n, exp->p, exp->n, NULL);
+        return;
+    }
+    sw_out_result r;
+    run_whole(op, in->p, in->n, &r);
+    bool ok = result_is(&r, exp->p, exp->n, NULL);
+    CHECK_AT(ok, __FILE__, line);
+    if (!ok) {
+        show("expected", exp->p, exp->n);
+        show("got", r.text ? r.text : "", r.text_len);
+    }
+    sw_out_result_free(&r);
+}
+
+static void test_ansi_long_strings(void)
+{
+    sw_out_opts op = opts_of(1000000, NULL, NULL, 0);
+    /* an unterminated OSC followed by 10,000 bytes of text: the first 4096 are its payload,
+     * the rest is text again */
+    {
+        char *txt = pattern(10000);
+        dbuf in = {0}, exp = {0};
+        db_put(&in, "a\x1b]", 3);
+        db_put(&in, txt, 10000);
+        db_put(&exp, "a", 1);
+        db_put(&exp, txt + STR_MAX, 10000 - STR_MAX);
+        check_long(__LINE__, &op, &in, &exp, false);
+        /* the same in 64-byte chunks and one byte at a time */
+        sw_out_result r;
+        size_t cuts[200], nc = 0;
+        for (size_t k = 64; k < in.n && nc < 200; k += 64)
+            cuts[nc++] = k;
+        run_cuts(&op, in.p, in.n, cuts, nc, &r);
+        CHECK(result_is(&r, exp.p, exp.n, NULL));
+        CHECK(r.total_chars == 1 + 10000 - STR_MAX);
+        sw_out_result_free(&r);
+        run_bytes(&op, in.p, in.n, &r);
+        CHECK(result_is(&r, exp.p, exp.n, NULL));
+        sw_out_result_free(&r);
+        /* every introducer, 7- and 8-bit */
+        static const char *const intro[] = {"\x1b]", "\x1bP", "\x1bX", "\x1b^", "\x1b_",
+                                            "\xC2\x9D", "\xC2\x90", "\xC2\x98", "\xC2\x9E", "\xC2\x9F"};
+        for (size_t i = 0; i < sizeof intro / sizeof intro[0]; i++) {
+            in.n = 0;
+            db_put(&in, "a", 1);
+            db_put(&in, intro[i], strlen(intro[i]));
+            db_put(&in, txt, 10000);
+            check_long(__LINE__, &op, &in, &exp, false);
+        }
+        free(in.p);
+        free(exp.p);
+        free(txt);
+    }
+    /* a terminated OSC of 4000 bytes (BEL, ST, 8-bit ST) is still fully removed */
+    {
+        static const char *const term[] = {"\x07", "\x1b\\", "\xC2\x9C"};
+        dbuf exp = {0};
+        db_put(&exp, "ab", 2);
+        for (size_t t = 0; t < 3; t++) {
+            dbuf in = {0};
+            db_put(&in, "a\x1b]0;", 5);
+            db_rep(&in, 'x', 4000 - 2);
+            db_put(&in, term[t], strlen(term[t]));
+            db_put(&in, "b", 1);
+            check_long(__LINE__, &op, &in, &exp, t == 0);
+            free(in.p);
+        }
+        /* a 4000-byte DCS (BEL does not end it; it is part of the payload) */
+        dbuf in = {0};
+        db_put(&in, "a\x1bPq", 4);
+        db_rep(&in, '\x07', 3999);
+        db_put(&in, "\x1b\\b", 3);
+        check_long(__LINE__, &op, &in, &exp, false);
+        free(in.p);
+        free(exp.p);
+    }
+    /* right at the cap: a 4096-byte payload is removed, a 4097th byte is text */
+    {
+        dbuf in = {0}, exp = {0};
+        db_put(&in, "a\x1b]", 3);
+        db_rep(&in, 'x', STR_MAX);
+        db_put(&in, "\x07" "b", 2);
+        db_put(&exp, "ab", 2);
+        check_long(__LINE__, &op, &in, &exp, true);
+        in.n = exp.n = 0;
+        db_put(&in, "a\x1b]", 3);
+        db_rep(&in, 'x', STR_MAX);
+        db_put(&in, "y\x07" "b", 3); /* 'y' is byte 4097: abandoned, BEL is a kept C0 control */
+        db_put(&exp, "ay\x07" "b", 4);
+        check_long(__LINE__, &op, &in, &exp, true);
+        /* ST after a full payload, and ESC starting another sequence */
+        in.n = exp.n = 0;
+        db_put(&in, "a\x1b_", 3);
+        db_rep(&in, 'x', STR_MAX);
+        db_put(&in, "\x1b\\b\x1bP", 5);
+        db_rep(&in, 'z', STR_MAX);
+        db_put(&in, "\x1b[1mc", 5);
+        db_put(&exp, "abc", 3);
+        check_long(__LINE__, &op, &in, &exp, true);
+        /* payload bytes are counted as UTF-8: a 2-byte character that would make 4097
+         * abandons the string and is shown; one that makes exactly 4096 is payload */
+        in.n = exp.n = 0;
+        db_put(&in, "\xC2\x9D", 2);
+        db_rep(&in, 'x', STR_MAX - 1);
+        db_put(&in, "\xC3\xA9Z", 3);
+        db_put(&exp, "\xC3\xA9Z", 3);
+        check_long(__LINE__, &op, &in, &exp, true);
+        in.n = exp.n = 0;
+        db_put(&in, "\xC2\x9D", 2);
+        db_rep(&in, 'x', STR_MAX - 2);
+        db_put(&in, "\xC3\xA9Z\xC3\xA9", 5);
+        db_put(&exp, "Z\xC3\xA9", 3);
+        check_long(__LINE__, &op, &in, &exp, true);
+        /* an invalid byte is a U+FFFD, 3 bytes */
+        in.n = exp.n = 0;
+        db_put(&in, "\x1bX", 2);
+        db_rep(&in, 'x', STR_MAX - 3);
+        db_put(&in, "\xFF\xFFQ", 3);
+        db_put(&exp, FFFD "Q", 4);
+        check_long(__LINE__, &op, &in, &exp, true);
+        /* the payload count restarts with every string */
+        in.n = exp.n = 0;
+        for (int k = 0; k < 3; k++) {
+            db_put(&in, "\x1b]", 2);
+            db_rep(&in, 'x', STR_MAX);
+            db_put(&in, "\x07", 1);
+        }
+        db_put(&in, "\x1b]", 2);
+        db_rep(&in, 'x', STR_MAX + 2);
+        db_put(&exp, "xx", 2);
+        check_long(__LINE__, &op, &in, &exp, false);
+        free(in.p);
+        free(exp.p);
+    }
+    /* 1 MB of random bytes (like head -c 1000000 /dev/urandom): most of the printable
+     * ASCII in the input is in the output */
+    {
+        const size_t n = 1000000;
+        char *in = malloc(n);
+        if (!in)
+            exit(2);
+        uint64_t x = 0x9E3779B97F4A7C15ull;
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            in[i] = (char)(x >> 24);
+        }
+        size_t in_print = 0, out_print = 0;
+        for (size_t i = 0; i < n; i++)
+            in_print += in[i] >= 0x20 && in[i] < 0x7F;
+        sw_out_opts big = opts_of(4000000, NULL, NULL, 0);
+        sw_out_result r;
+        size_t cuts[300], nc = 0;
+        for (size_t k = 4093; k < n && nc < 300; k += 4093)
+            cuts[nc++] = k;
+        run_cuts(&big, in, n, cuts, nc, &r);
+        CHECK(r.text && !r.truncated && valid_utf8(r.text, r.text_len));
+        for (size_t i = 0; r.text && i < r.text_len; i++)
+            out_print += r.text[i] >= 0x20 && r.text[i] < 0x7F;
+        printf("info: 1 MB random: %zu of %zu printable ASCII bytes kept\n", out_print, in_print);
+        CHECK(out_print <= in_print);
+        CHECK(out_print >= in_print / 10 * 9);
+        sw_out_result_free(&r);
+
+        /* the worst case: a stray "ESC ]" and then only printable ASCII, which never ends
+         * the string */
+        for (size_t i = 0; i < n; i++)
+            in[i] = (char)(0x20 + (unsigned char)in[i] % 0x5F);
+        in[0] = '\x1b';
+        in[1] = ']';
+        run_whole(&big, in, n, &r);
+        size_t skip = 2 + STR_MAX;
+        size_t b = n;
+        while (b > skip && in[b - 1] == ' ')
+            b--;
+        CHECK(r.text && r.text_len == b - skip && memcmp(r.text, in + skip, b - skip) == 0);
+        sw_out_result_free(&r);
+        free(in);
+    }
+}
+
 /* ---------------------------------------------------------------- markers */
 
 static void test_markers(void)
@@ -1483,6 +1695,7 @@ int main(void)
     test_utf8_valid_splits();
     test_utf8_invalid();
     test_ansi();
+    test_ansi_long_strings();
     test_markers();
     test_trim();
     test_last_line();
