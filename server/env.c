@@ -114,14 +114,14 @@ static bool earlier_running(const sw_env *e, unsigned long turn)
 }
 
 /* Waits (mu held) until no earlier turn is running or the order wait has passed. */
-static void wait_turn(sw_env *e, unsigned long turn)
+static void wait_turn(sw_env *e, unsigned long turn, sw_cancel *cancel)
 {
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += g_order_wait_ms / 1000;
     until.tv_nsec += (g_order_wait_ms % 1000) * 1000000;
     if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
-    while (earlier_running(e, turn))
+    while (earlier_running(e, turn) && !(cancel && sw_cancel_fired(cancel)))
         if (pthread_cond_timedwait(&turn_cv, &mu, &until) == ETIMEDOUT) {
             sw_info("environment '%s': an earlier call is still running; starting call %lu "
                     "alongside it", e->task, turn);
@@ -138,8 +138,15 @@ void sw_env_end_turn(sw_env *e, unsigned long turn)
     pthread_mutex_unlock(&mu);
 }
 
-sw_env *sw_env_acquire(const char *task_id, unsigned long *turn, int *status, char *err,
-                       size_t errlen)
+void sw_env_wake_waiters(void)
+{
+    pthread_mutex_lock(&mu);
+    pthread_cond_broadcast(&turn_cv);
+    pthread_mutex_unlock(&mu);
+}
+
+sw_env *sw_env_acquire(const char *task_id, sw_cancel *cancel, unsigned long *turn,
+                       int *status, char *err, size_t errlen)
 {
     pthread_mutex_lock(&mu);
     sw_env *e = find_or_add(task_id);
@@ -173,7 +180,7 @@ sw_env *sw_env_acquire(const char *task_id, unsigned long *turn, int *status, ch
         }
         pthread_cond_broadcast(&cv);
     }
-    wait_turn(e, t);
+    wait_turn(e, t, cancel);
     e->last_used = sw_now_ms();
     pthread_mutex_unlock(&mu);
     return e;

@@ -19,10 +19,13 @@ int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *run
 /* Gets (opening if needed) the environment of task_id and marks it busy. Calls on one
  * environment take turns in arrival order: this waits until every earlier call on the
  * environment has ended its turn (sw_env_end_turn), but at most SHELLWIRE_ORDER_WAIT
- * seconds, after which it runs alongside them. *turn receives this call's turn. On
+ * seconds, after which it runs alongside them, or until `cancel` fires (the caller
+ * checks). *turn receives this call's turn. On
  * failure returns NULL, *status is SW_BE_ERROR or SW_BE_DEGRADED and err says why. */
-sw_env *sw_env_acquire(const char *task_id, unsigned long *turn, int *status, char *err,
-                       size_t errlen);
+sw_env *sw_env_acquire(const char *task_id, sw_cancel *cancel, unsigned long *turn,
+                       int *status, char *err, size_t errlen);
+/* Wakes calls waiting for their turn so they notice a cancellation. */
+void sw_env_wake_waiters(void);
 /* Ends a call's turn: later calls may start (its state changes are published). */
 void sw_env_end_turn(sw_env *e, unsigned long turn);
 /* Warms the backend up for the next call (off the critical path), then marks it idle. */

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "server/env.h"
 #include "server/log.h"
 #include "server/tools.h"
 #include "server/util.h"
@@ -168,7 +169,10 @@ void sw_mcp_notification(const char *method, json_t *params)
 {
     if (!strcmp(method, "notifications/cancelled")) {
         json_t *id = params ? json_object_get(params, "requestId") : NULL;
-        if (id) sw_rpc_cancel(id);
+        if (id) {
+            sw_rpc_cancel(id);
+            sw_env_wake_waiters();   /* a cancelled call may be waiting for its turn */
+        }
     } else if (!strcmp(method, "notifications/initialized")) {
         sw_debug("client initialized");
     } else {

@@ -239,7 +239,8 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
     int st = 0;
     char err[512] = "";
     unsigned long turn = 0;
-    sw_env *env = sw_env_acquire(task, &turn, &st, err, sizeof err);
+    if (sw_cancel_fired(&r->cancel)) return sw_tool_error(NULL, "Cancelled before it started.");
+    sw_env *env = sw_env_acquire(task, &r->cancel, &turn, &st, err, sizeof err);
     if (!env) {
         if (st == SW_BE_DEGRADED)
             return json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
@@ -249,6 +250,12 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
                              "command. Check that it is running and reachable, then send the "
                              "same call again.");
         return sw_tool_error("error", "Could not start the environment: %s", err);
+    }
+    if (sw_cancel_fired(&r->cancel)) {
+        /* Cancelled while waiting for its turn: the command never starts. */
+        sw_env_end_turn(env, turn);
+        sw_env_release(env);
+        return sw_tool_error(NULL, "Cancelled before it started.");
     }
     char *session_cwd = sw_env_cwd(env);
     sw_out_opts oo = {

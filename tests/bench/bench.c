@@ -3,7 +3,9 @@
  *   cold start (spawn -> initialize answer), idle RSS, echo round trips (sequential and 8
  *   concurrent; p50/p90/p99), and draining `head -c 1G /dev/zero` (MB/s, peak RSS).
  * Usage: bench SHELLWIRE_BIN [N]. Prints a Markdown table. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
