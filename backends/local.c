@@ -1,11 +1,19 @@
 /* backends/local.c — the local backend: every command is a fresh bash on this host, in its
  * own session, running the shared wrapper script.
  *
- * Shell start-up is taken off the critical path: after a command the environment keeps
- * one spare bash that is already running and blocked reading its script from a pipe
- * (". /dev/fd/3"). A call writes the script, closes the pipe and reads the output. Each
- * command still gets a fresh process, so nothing leaks from one call to the next except
- * the snapshot state the wrapper carries on purpose. */
+ * Two things keep a call close to the cost of running the command itself:
+ *  - Spare shells. The environment keeps one bash that is already running, has already
+ *    sourced the snapshot, and is blocked reading its script from a pipe (". /dev/fd/3").
+ *    A call writes the script, closes the pipe and reads the output; while the command
+ *    runs, the next spare starts. Snapshot generations tell whether the spare loaded the
+ *    current state; if not, its script sources the snapshot again.
+ *  - Answering before the state dump. The script reports the exit code on a status pipe
+ *    (fd 4) right after printing the cwd marker, then dumps variables, functions and
+ *    aliases, then reports "D". The call answers at the exit code; the shell is kept as
+ *    "finishing" and settled (dump published, shell reaped) before the next command of
+ *    the environment runs, or right after the answer was written.
+ * Every command still gets a fresh process: nothing leaks between calls except the state
+ * the wrapper carries on purpose. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -25,13 +33,19 @@
 
 #define READ_CHUNK (256 * 1024)
 #define POST_EXIT_DRAIN_MS 200   /* bound on reading after the shell exited */
+#define SETTLE_TIMEOUT_MS 5000   /* bound on waiting for a state dump */
 #define SNAPSHOT_TIMEOUT_MS 15000
+#define STATUS_FD 4
 
 typedef struct shell {
     sw_child *child;
     unsigned long gen;  /* snapshot generation the shell loaded before its script */
     int script_fd;      /* write end: the script goes here, then EOF */
     int out_fd;         /* read end of merged stdout/stderr, non-blocking */
+    int status_fd;      /* read end of the status pipe, non-blocking */
+    char status[32];    /* what arrived on the status pipe so far */
+    size_t status_len;
+    char *snap_out;     /* where its script dumps the state (owned), or NULL */
 } shell;
 
 struct sw_backend {
@@ -44,6 +58,8 @@ struct sw_backend {
     char *preload;      /* the spare's program: load the snapshot, then wait for a script */
     shell spare;
     bool have_spare;
+    shell *finishing;   /* answered, still writing their state dump */
+    size_t nfinishing, capfinishing;
     unsigned long seq;
     unsigned long gen;  /* bumped whenever a command changes the snapshot */
 };
@@ -67,15 +83,20 @@ static void shell_close(shell *sh)
 {
     if (sh->script_fd >= 0) close(sh->script_fd);
     if (sh->out_fd >= 0) close(sh->out_fd);
+    if (sh->status_fd >= 0) close(sh->status_fd);
     sw_child_free(sh->child);   /* kills it if it still runs */
-    sh->child = NULL;
-    sh->script_fd = sh->out_fd = -1;
+    if (sh->snap_out) unlink(sh->snap_out);
+    free(sh->snap_out);
+    memset(sh, 0, sizeof *sh);
+    sh->script_fd = sh->out_fd = sh->status_fd = -1;
 }
 
 static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t errlen)
 {
-    int out[2] = {-1, -1}, scr[2] = {-1, -1};
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(scr, O_CLOEXEC) < 0) {
+    int out[2] = {-1, -1}, scr[2] = {-1, -1}, st[2] = {-1, -1};
+    memset(sh, 0, sizeof *sh);
+    sh->script_fd = sh->out_fd = sh->status_fd = -1;
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(scr, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0) {
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
     }
@@ -88,20 +109,24 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
     pthread_mutex_unlock(&b->mu);
     sw_spawn sp = {
         .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = b->env,
-        .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd_extra = scr[0],
+        .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd3 = scr[0], .fd4 = st[1],
     };
     sh->child = sw_proc_spawn(&sp, err, errlen);
     if (!sh->child) goto fail;
     close(out[1]);
     close(scr[0]);
+    close(st[1]);
     sw_set_nonblock(out[0]);
+    sw_set_nonblock(st[0]);
     sh->out_fd = out[0];
     sh->script_fd = scr[1];
+    sh->status_fd = st[0];
     return 0;
 fail:
     for (int i = 0; i < 2; i++) {
         if (out[i] >= 0) close(out[i]);
         if (scr[i] >= 0) close(scr[i]);
+        if (st[i] >= 0) close(st[i]);
     }
     return -1;
 }
@@ -121,7 +146,7 @@ static int shell_get(sw_backend *b, shell *sh, char *err, size_t errlen)
     return shell_spawn(b, false, sh, err, errlen);
 }
 
-static void local_prepare(sw_backend *b)
+static void spawn_spare(sw_backend *b)
 {
     pthread_mutex_lock(&b->mu);
     bool need = !b->have_spare;
@@ -144,7 +169,7 @@ static int drain(int fd, char *buf, const sw_sink *sink)
 {
     for (;;) {
         ssize_t r = read(fd, buf, READ_CHUNK);
-        if (r > 0) { if (sink->data) sink->data(sink->ctx, buf, (size_t)r); continue; }
+        if (r > 0) { if (sink && sink->data) sink->data(sink->ctx, buf, (size_t)r); continue; }
         if (r == 0) return 0;
         if (errno == EINTR) continue;
         if (errno == EAGAIN) return 1;
@@ -152,27 +177,64 @@ static int drain(int fd, char *buf, const sw_sink *sink)
     }
 }
 
-/* Feeds `script` to a started shell and follows it to the end. `b`, when given, gets a
- * new spare shell started while the command runs. */
-static void follow(sw_backend *b, shell *sh, const char *script, const sw_run_req *req,
-                   sw_run_res *res, int *status)
+/* Appends what the status pipe holds to sh->status. */
+static void read_status(shell *sh)
+{
+    for (;;) {
+        if (sh->status_len + 1 >= sizeof sh->status) {   /* garbage: stop listening */
+            close(sh->status_fd);
+            sh->status_fd = -1;
+            return;
+        }
+        ssize_t r = read(sh->status_fd, sh->status + sh->status_len,
+                         sizeof sh->status - 1 - sh->status_len);
+        if (r > 0) { sh->status_len += (size_t)r; sh->status[sh->status_len] = '\0'; continue; }
+        if (r < 0 && errno == EINTR) continue;
+        if (r == 0) { close(sh->status_fd); sh->status_fd = -1; }
+        return;
+    }
+}
+
+/* The exit code reported on the status pipe, or -1 if none (yet). */
+static int reported_code(const shell *sh)
+{
+    const char *nl = memchr(sh->status, '\n', sh->status_len);
+    if (!nl || nl == sh->status) return -1;
+    int code = 0;
+    for (const char *p = sh->status; p < nl; p++) {
+        if (*p < '0' || *p > '9' || code > 1000) return -1;
+        code = code * 10 + (*p - '0');
+    }
+    return code;
+}
+
+static bool dump_done(const shell *sh) { return strstr(sh->status, "\nD\n") != NULL; }
+
+enum follow_end { ENDED_EXIT, ENDED_REPORTED };
+
+/* Feeds `script` to a started shell and follows it until it reports its exit code or
+ * exits. `b`, when given, gets a new spare shell started while the command runs. */
+static enum follow_end follow(sw_backend *b, shell *sh, const char *script,
+                              const sw_run_req *req, sw_run_res *res, int *status)
 {
     char *buf = sw_xmalloc(READ_CHUNK);
     if (sw_write_all(sh->script_fd, script, strlen(script)) < 0)
         sw_debug("local: script write failed: %s", strerror(errno));
     close(sh->script_fd);
     sh->script_fd = -1;
-    if (b) local_prepare(b);
+    if (b) spawn_spare(b);
 
     int64_t start = sw_now_ms();
     int64_t deadline = req->timeout_ms > 0 ? start + req->timeout_ms : -1;
     int64_t next_tick = start + 1000;
     bool killed = false;
+    enum follow_end end = ENDED_EXIT;
     for (;;) {
-        struct pollfd p[3];
-        int np = 0, i_out = -1, i_cancel = -1;
+        struct pollfd p[4];
+        int np = 0, i_out = -1, i_st = -1, i_cancel = -1;
         p[np].fd = sw_child_fd(sh->child); p[np++].events = POLLIN;
         if (sh->out_fd >= 0) { i_out = np; p[np].fd = sh->out_fd; p[np++].events = POLLIN; }
+        if (sh->status_fd >= 0 && !killed) { i_st = np; p[np].fd = sh->status_fd; p[np++].events = POLLIN; }
         if (req->cancel && !killed) { i_cancel = np; p[np].fd = req->cancel->fd; p[np++].events = POLLIN; }
         int64_t now = sw_now_ms(), wake = next_tick;
         if (deadline >= 0 && !killed && deadline < wake) wake = deadline;
@@ -180,6 +242,15 @@ static void follow(sw_backend *b, shell *sh, const char *script, const sw_run_re
         if (r < 0 && errno != EINTR) break;
         if (i_out >= 0 && (p[i_out].revents & (POLLIN | POLLHUP | POLLERR))) {
             if (drain(sh->out_fd, buf, &req->sink) <= 0) { close(sh->out_fd); sh->out_fd = -1; }
+        }
+        if (i_st >= 0 && (p[i_st].revents & (POLLIN | POLLHUP | POLLERR))) {
+            read_status(sh);
+            if (reported_code(sh) >= 0) {
+                /* The marker and all output before it are in the pipe already. */
+                if (sh->out_fd >= 0) drain(sh->out_fd, buf, &req->sink);
+                end = ENDED_REPORTED;
+                break;
+            }
         }
         if (sw_child_done(sh->child, status)) break;
         if (i_cancel >= 0 && (p[i_cancel].revents & POLLIN) && !killed) {
@@ -198,17 +269,21 @@ static void follow(sw_backend *b, shell *sh, const char *script, const sw_run_re
             next_tick = now + 1000;
         }
     }
-    if (!sw_child_done(sh->child, status)) sw_child_wait(sh->child, 2000);
-    sw_child_done(sh->child, status);
-    /* The shell is gone: everything it wrote is in the pipe. Read it, but do not wait for
-     * background grandchildren that still hold the write end. */
-    int64_t stop = sw_now_ms() + POST_EXIT_DRAIN_MS;
-    while (sh->out_fd >= 0 && sw_now_ms() < stop) {
-        if (drain(sh->out_fd, buf, &req->sink) != 1) break;
-        struct pollfd p = {.fd = sh->out_fd, .events = POLLIN};
-        if (poll(&p, 1, 0) <= 0) break;
+    if (end == ENDED_EXIT) {
+        if (!sw_child_done(sh->child, status)) sw_child_wait(sh->child, 2000);
+        sw_child_done(sh->child, status);
+        /* The shell is gone: everything it wrote is in the pipe. Read it, but do not wait
+         * for background grandchildren that still hold the write end. */
+        int64_t stop = sw_now_ms() + POST_EXIT_DRAIN_MS;
+        while (sh->out_fd >= 0 && sw_now_ms() < stop) {
+            if (drain(sh->out_fd, buf, &req->sink) != 1) break;
+            struct pollfd p = {.fd = sh->out_fd, .events = POLLIN};
+            if (poll(&p, 1, 0) <= 0) break;
+        }
+        if (sh->status_fd >= 0) read_status(sh);
     }
     free(buf);
+    return end;
 }
 
 /* True when the files differ (or one cannot be read). Snapshots are a few KB. */
@@ -227,49 +302,96 @@ static bool files_differ(const char *a, const char *b)
     return differ;
 }
 
+/* Publishes the shell's state dump if it completed and differs from the current
+ * snapshot, so spare shells that loaded the current one stay valid. */
+static void publish(sw_backend *b, shell *sh)
+{
+    if (!sh->snap_out || !dump_done(sh)) return;
+    pthread_mutex_lock(&b->mu);
+    if (files_differ(sh->snap_out, b->snapshot) && rename(sh->snap_out, b->snapshot) == 0)
+        b->gen++;
+    pthread_mutex_unlock(&b->mu);
+}
+
+/* Waits for answered shells to finish their state dump, publishes it and closes them. */
+static void settle(sw_backend *b)
+{
+    for (;;) {
+        shell sh;
+        pthread_mutex_lock(&b->mu);
+        bool have = b->nfinishing > 0;
+        if (have) sh = b->finishing[--b->nfinishing];
+        pthread_mutex_unlock(&b->mu);
+        if (!have) return;
+        int64_t stop = sw_now_ms() + SETTLE_TIMEOUT_MS;
+        while (!dump_done(&sh) && sh.status_fd >= 0 && !sw_child_done(sh.child, NULL)) {
+            int64_t left = stop - sw_now_ms();
+            if (left <= 0) break;
+            struct pollfd p[2] = {{.fd = sh.status_fd, .events = POLLIN},
+                                  {.fd = sw_child_fd(sh.child), .events = POLLIN}};
+            if (poll(p, 2, (int)left) > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+                read_status(&sh);
+        }
+        if (sh.status_fd >= 0) read_status(&sh);
+        if (!dump_done(&sh)) sw_warn("local: a command's state dump did not complete; its changes are not kept");
+        publish(b, &sh);
+        /* The command has ended; output of leftover background children is dropped and
+         * the shell is reaped (it exits right after its dump). */
+        if (!sw_child_done(sh.child, NULL)) sw_child_wait(sh.child, 200);
+        shell_close(&sh);
+    }
+}
+
 static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 {
+    settle(b);   /* earlier commands' state first */
     shell sh;
     if (shell_get(b, &sh, res->error, sizeof res->error) < 0) return SW_BE_ERROR;
     pthread_mutex_lock(&b->mu);
     unsigned long seq = ++b->seq;
     bool stale = sh.gen != b->gen;
     pthread_mutex_unlock(&b->mu);
-    char *snap_out = req->publish_state ? sw_printf("%s/snapshot.%lu.tmp", b->dir, seq) : NULL;
+    sh.snap_out = req->publish_state ? sw_printf("%s/snapshot.%lu.tmp", b->dir, seq) : NULL;
     sw_script_opts so = {
         .command = req->command, .cwd = req->cwd,
         .snapshot = stale ? b->snapshot : NULL,   /* the shell loaded an older state */
-        .snapshot_out = snap_out, .publish = false, .marker_id = b->marker,
-        .prologue = "exec 3<&-",
+        .snapshot_out = sh.snap_out, .publish = false, .marker_id = b->marker,
+        .prologue = "exec 3<&-", .status_fd = STATUS_FD,
     };
     char *script = sw_script_wrap(&so);
     int status = 0;
-    follow(b, &sh, script, req, res, &status);
+    enum follow_end end = follow(b, &sh, script, req, res, &status);
     free(script);
     if (res->timed_out) res->exit_code = 124;
     else if (res->cancelled) res->exit_code = 130;
+    else if (reported_code(&sh) >= 0) res->exit_code = reported_code(&sh);
     else res->exit_code = sw_exit_code(status);
-    if (snap_out) {
-        /* Publish only a changed state, so spare shells that loaded it stay current. */
-        bool ok = !res->timed_out && !res->cancelled && WIFEXITED(status);
+
+    if (end == ENDED_REPORTED) {
+        /* Answer now; the dump is settled before the next command or after the answer. */
         pthread_mutex_lock(&b->mu);
-        if (ok && access(snap_out, F_OK) == 0 && files_differ(snap_out, b->snapshot) &&
-            rename(snap_out, b->snapshot) == 0)
-            b->gen++;
-        else
-            unlink(snap_out);
+        if (b->nfinishing == b->capfinishing)
+            b->finishing = sw_xrealloc(b->finishing, (b->capfinishing = b->capfinishing ? 2 * b->capfinishing : 4) * sizeof *b->finishing);
+        b->finishing[b->nfinishing++] = sh;
         pthread_mutex_unlock(&b->mu);
-        free(snap_out);
+        return SW_BE_OK;
     }
+    if (!res->timed_out && !res->cancelled) publish(b, &sh);
     shell_close(&sh);
     return SW_BE_OK;
+}
+
+static void local_prepare(sw_backend *b)
+{
+    settle(b);
+    spawn_spare(b);
 }
 
 /* Captures the first snapshot from a login shell, so profile settings apply. */
 static void capture_snapshot(sw_backend *b)
 {
     char *tmp = sw_printf("%s/snapshot.init.tmp", b->dir);
-    char *script = sw_script_snapshot_init(tmp, "exec 3<&-");
+    char *script = sw_script_snapshot_init(tmp, "exec 3<&- 4>&-");
     shell sh;
     char err[256];
     int status = -1;
@@ -323,7 +445,7 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
         return SW_BE_ERROR;
     }
     if (access(b->snapshot, R_OK) < 0) capture_snapshot(b);
-    local_prepare(b);
+    spawn_spare(b);
     *out = b;
     return SW_BE_OK;
 }
@@ -338,7 +460,9 @@ static int local_health(sw_backend *b, char *err, size_t errlen)
 static void local_close(sw_backend *b)
 {
     if (!b) return;
+    settle(b);
     if (b->have_spare) shell_close(&b->spare);
+    free(b->finishing);
     for (char **e = b->env; e && *e; e++) free(*e);
     free(b->env);
     free(b->dir);
@@ -358,9 +482,3 @@ const sw_backend_ops sw_local_ops = {
     .health = local_health,
     .close = local_close,
 };
-
-const sw_backend_ops *sw_backend_find(const char *name)
-{
-    if (!strcmp(name, "local")) return &sw_local_ops;
-    return NULL;
-}

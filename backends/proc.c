@@ -73,10 +73,11 @@ static void signal_done(struct sw_child *c)
 
 sw_child *sw_proc_spawn(const sw_spawn *sp, char *err, size_t errlen)
 {
-    /* Source fds below 4 would collide with the dup2 targets; move them up first. */
-    int src[3] = {sp->fd_in, sp->fd_out, sp->fd_extra}, moved[3] = {-1, -1, -1};
-    for (int i = 0; i < 3; i++) {
-        if (src[i] >= 0 && src[i] < 4) {
+    /* Source fds below 5 would collide with the dup2 targets; move them up first. */
+    int src[4] = {sp->fd_in, sp->fd_out, sp->fd3, sp->fd3 >= 0 ? sp->fd4 : -1};
+    int moved[4] = {-1, -1, -1, -1};
+    for (int i = 0; i < 4; i++) {
+        if (src[i] >= 0 && src[i] < 5) {
             moved[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 10);
             if (moved[i] < 0) {
                 snprintf(err, errlen, "cannot duplicate a descriptor: %s", strerror(errno));
@@ -105,8 +106,9 @@ sw_child *sw_proc_spawn(const sw_spawn *sp, char *err, size_t errlen)
     posix_spawn_file_actions_adddup2(&fa, src[1], 1);
     posix_spawn_file_actions_adddup2(&fa, src[1], 2);
     if (src[2] >= 0) posix_spawn_file_actions_adddup2(&fa, src[2], 3);
+    if (src[3] >= 0) posix_spawn_file_actions_adddup2(&fa, src[3], 4);
     if (sp->cwd) posix_spawn_file_actions_addchdir_np(&fa, sp->cwd);
-    posix_spawn_file_actions_addclosefrom_np(&fa, src[2] >= 0 ? 4 : 3);
+    posix_spawn_file_actions_addclosefrom_np(&fa, src[3] >= 0 ? 5 : src[2] >= 0 ? 4 : 3);
 
     struct sw_child *c = sw_xcalloc(1, sizeof *c);
     c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -127,7 +129,7 @@ sw_child *sw_proc_spawn(const sw_spawn *sp, char *err, size_t errlen)
     }
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
-    for (int i = 0; i < 3; i++) if (moved[i] >= 0) close(moved[i]);
+    for (int i = 0; i < 4; i++) if (moved[i] >= 0) close(moved[i]);
     if (rc != 0) {
         if (c->efd >= 0) close(c->efd);
         free(c);

@@ -34,7 +34,8 @@ typedef struct sw_spawn {
     const char *cwd;            /* NULL: inherit */
     int fd_in;                  /* becomes fd 0 (-1: /dev/null) */
     int fd_out;                 /* becomes fd 1 and 2 */
-    int fd_extra;               /* becomes fd 3, or -1 */
+    int fd3;                    /* becomes fd 3, or -1 */
+    int fd4;                    /* becomes fd 4, or -1 (needs fd3) */
 } sw_spawn;
 
 /* Marks the server as child subreaper. Call once before starting children. */

@@ -64,17 +64,34 @@ char *sw_script_wrap(const sw_script_opts *o)
     }
     /* Everything up to the eval shares line 1, so bash's messages about the command
      * ("bash: line 3: ...") count lines the way the user wrote them. */
-    char *s = sw_printf(
-        "%s%s%s"
-        "export PAGER=cat GIT_PAGER=cat; "
-        "builtin cd -- %s || exit 126; "
-        "eval %s\n"
-        "__sw_ec=$?\n"
-        "%s%s"
-        "builtin printf '\\n__SHELLWIRE_CWD_%s__%%s__SHELLWIRE_CWD_%s__\\n' \"$PWD\"\n"
-        "exit $__sw_ec\n",
-        o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
-        dump ? dump : "", publish ? publish : "", o->marker_id, o->marker_id);
+    char *marker = sw_printf(
+        "builtin printf '\\n__SHELLWIRE_CWD_%s__%%s__SHELLWIRE_CWD_%s__\\n' \"$PWD\"\n",
+        o->marker_id, o->marker_id);
+    char *s;
+    if (o->status_fd > 0) {
+        s = sw_printf(
+            "%s%s%s"
+            "export PAGER=cat GIT_PAGER=cat; builtin cd -- %s || exit 126; eval %s %d>&-\n"
+            "__sw_ec=$?\n"
+            "%s"
+            "builtin printf '%%s\\n' \"$__sw_ec\" >&%d\n"
+            "%s%s"
+            "builtin printf 'D\\n' >&%d\n"
+            "exit $__sw_ec\n",
+            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
+            o->status_fd, marker, o->status_fd, dump ? dump : "", publish ? publish : "",
+            o->status_fd);
+    } else {
+        s = sw_printf(
+            "%s%s%s"
+            "export PAGER=cat GIT_PAGER=cat; builtin cd -- %s || exit 126; eval %s\n"
+            "__sw_ec=$?\n"
+            "%s%s%s"
+            "exit $__sw_ec\n",
+            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
+            dump ? dump : "", publish ? publish : "", marker);
+    }
+    free(marker);
     free(snap);
     free(load);
     free(cwd);

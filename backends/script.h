@@ -9,6 +9,8 @@
  *      (when given) using builtins only,
  *   5. prints the cwd marker "\n__SHELLWIRE_CWD_<id>__<dir>__SHELLWIRE_CWD_<id>__\n"
  *      with builtins, and exits with the saved status.
+ * With a status fd (local backend) the marker comes before the dump and the exit code
+ * is reported on the fd at once, so the caller can answer while the dump is written.
  * The snapshot is published by whoever runs the script: the local backend renames
  * `snapshot_out` over the snapshot itself (saving an external `mv`); remote backends set
  * `publish` so the script does `mv -f` itself.
@@ -27,6 +29,9 @@ typedef struct sw_script_opts {
     bool publish;               /* mv snapshot_out over snapshot inside the script */
     const char *marker_id;
     const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
+    int status_fd;              /* > 0: report "<exit code>\n" on this fd right after the
+                                   marker, and "D\n" once the state dump is written; the
+                                   command itself runs with the fd closed */
 } sw_script_opts;
 
 /* Returns the script (caller frees). */

@@ -145,16 +145,23 @@ void sw_env_wake_waiters(void)
     pthread_mutex_unlock(&mu);
 }
 
-sw_env *sw_env_acquire(const char *task_id, sw_cancel *cancel, unsigned long *turn,
-                       int *status, char *err, size_t errlen)
+sw_env *sw_env_take_turn(const char *task_id, unsigned long *turn)
 {
     pthread_mutex_lock(&mu);
     sw_env *e = find_or_add(task_id);
-    e->busy++;
-    unsigned long t = *turn = e->next_turn++;
+    *turn = e->next_turn++;
     if (e->nturns == e->capturns)
         e->turns = sw_xrealloc(e->turns, (e->capturns = e->capturns ? 2 * e->capturns : 8) * sizeof *e->turns);
-    e->turns[e->nturns++] = t;
+    e->turns[e->nturns++] = *turn;
+    pthread_mutex_unlock(&mu);
+    return e;
+}
+
+int sw_env_acquire(sw_env *e, unsigned long turn, sw_cancel *cancel, int *status, char *err,
+                   size_t errlen)
+{
+    pthread_mutex_lock(&mu);
+    e->busy++;
     while (e->state == OPENING) pthread_cond_wait(&cv, &mu);
     if (e->state == EMPTY) {
         e->state = OPENING;
@@ -166,24 +173,22 @@ sw_env *sw_env_acquire(const char *task_id, sw_cancel *cancel, unsigned long *tu
         sw_backend *b = NULL;
         int rc = g_ops->open(&o, &b, err, errlen);
         pthread_mutex_lock(&mu);
-        if (rc == SW_BE_OK) {
-            e->backend = b;
-            e->state = READY;
-        } else {
+        if (rc != SW_BE_OK) {
             e->state = EMPTY;
             e->busy--;
             pthread_cond_broadcast(&cv);
             pthread_mutex_unlock(&mu);
-            sw_env_end_turn(e, t);
             *status = rc;
-            return NULL;
+            return -1;
         }
+        e->backend = b;
+        e->state = READY;
         pthread_cond_broadcast(&cv);
     }
-    wait_turn(e, t, cancel);
+    wait_turn(e, turn, cancel);
     e->last_used = sw_now_ms();
     pthread_mutex_unlock(&mu);
-    return e;
+    return 0;
 }
 
 void sw_env_release(sw_env *e)

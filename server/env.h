@@ -16,14 +16,16 @@ typedef struct sw_env sw_env;
 /* runtime_dir: private directory for per-environment state; removed by the caller. */
 int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *runtime_dir,
                 char **child_env);
-/* Gets (opening if needed) the environment of task_id and marks it busy. Calls on one
- * environment take turns in arrival order: this waits until every earlier call on the
- * environment has ended its turn (sw_env_end_turn), but at most SHELLWIRE_ORDER_WAIT
- * seconds, after which it runs alongside them, or until `cancel` fires (the caller
- * checks). *turn receives this call's turn. On
- * failure returns NULL, *status is SW_BE_ERROR or SW_BE_DEGRADED and err says why. */
-sw_env *sw_env_acquire(const char *task_id, sw_cancel *cancel, unsigned long *turn,
-                       int *status, char *err, size_t errlen);
+/* Takes the next turn in the environment of task_id (creating its entry if needed).
+ * Called when a call arrives, on the reader thread, so turns follow arrival order.
+ * Every turn taken must be ended with sw_env_end_turn. */
+sw_env *sw_env_take_turn(const char *task_id, unsigned long *turn);
+/* Opens the environment if needed and marks it busy, then waits until every earlier
+ * turn has ended, but at most SHELLWIRE_ORDER_WAIT seconds (after which the call runs
+ * alongside them) or until `cancel` fires (the caller checks). On failure returns -1,
+ * *status is SW_BE_ERROR or SW_BE_DEGRADED and err says why (the turn stays open). */
+int sw_env_acquire(sw_env *e, unsigned long turn, sw_cancel *cancel, int *status, char *err,
+                   size_t errlen);
 /* Wakes calls waiting for their turn so they notice a cancellation. */
 void sw_env_wake_waiters(void);
 /* Ends a call's turn: later calls may start (its state changes are published). */

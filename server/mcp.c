@@ -134,9 +134,15 @@ enum sw_route sw_mcp_request(sw_req *r)
             sw_rpc_error(r, SW_RPC_INVALID_PARAMS, "Invalid params: \"arguments\" must be an object");
             return SW_ROUTE_DONE;
         }
-        if (!find_tool(json_string_value(name))) {
+        const sw_tool *t = find_tool(json_string_value(name));
+        if (!t) {
             sw_rpc_error(r, SW_RPC_INVALID_PARAMS, "Unknown tool: %s", json_string_value(name));
             return SW_ROUTE_DONE;
+        }
+        if (t->arrive) {
+            json_t *empty = json_object();
+            t->arrive(r, json_is_object(args) ? args : empty);
+            json_decref(empty);
         }
         pthread_mutex_lock(&mu);
         bool init = negotiated != NULL;

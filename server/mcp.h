@@ -15,7 +15,8 @@ enum sw_route { SW_ROUTE_DONE, SW_ROUTE_WORKER };
  * envelope (an object with at least output/error keys); mcp.c wraps it. */
 typedef struct sw_tool {
     const char *schema_json;
-    json_t *(*call)(sw_req *r, json_t *args);
+    json_t *(*call)(sw_req *r, json_t *args);            /* on a worker thread */
+    void (*arrive)(sw_req *r, json_t *args);             /* on the reader, in arrival order; may be NULL */
 } sw_tool;
 
 int sw_mcp_init(const sw_config *cfg);

@@ -33,6 +33,8 @@ typedef struct sw_req {
     bool answered;
     void (*after_reply)(void *);   /* run by the worker after the answer is written */
     void *after_ctx;
+    void *tool_env;             /* set on arrival by a tool that needs it (terminal: */
+    unsigned long tool_turn;    /* the environment and the turn it took) */
     struct sw_req *next;        /* in-flight list */
     struct sw_req *qnext;       /* worker queue */
 } sw_req;

@@ -16,6 +16,7 @@ const sw_tool *sw_tools_all(size_t *n);
 /* The terminal tool (server/tools_terminal.c). */
 int sw_terminal_init(const sw_config *cfg);
 json_t *sw_terminal_call(sw_req *r, json_t *args);
+void sw_terminal_arrive(sw_req *r, json_t *args);
 
 /* The error envelope every tool uses for a failed call (status "error" unless given). */
 json_t *sw_tool_error(const char *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

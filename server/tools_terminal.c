@@ -21,7 +21,7 @@ static const sw_config *cfg;
 static char *spill_dir;
 
 static const sw_tool tool_list[] = {
-    {sw_schema_terminal, sw_terminal_call},
+    {sw_schema_terminal, sw_terminal_call, sw_terminal_arrive},
 };
 
 const sw_tool *sw_tools_all(size_t *n)
@@ -174,7 +174,36 @@ static bool bad_path_chars(const char *s)
     return false;
 }
 
+/* The environment key of a call, or NULL when task_id is not a usable string. */
+static const char *task_of(json_t *args)
+{
+    json_t *jtask = json_object_get(args, "task_id");
+    if (!jtask || json_is_null(jtask)) return "default";
+    if (!json_is_string(jtask) || json_string_length(jtask) == 0 ||
+        strlen(json_string_value(jtask)) != json_string_length(jtask))
+        return NULL;
+    return json_string_value(jtask);
+}
+
+/* Calls in one environment take turns in arrival order, so the turn is taken here, on the
+ * reader thread, not when a worker picks the call up. */
+void sw_terminal_arrive(sw_req *r, json_t *args)
+{
+    const char *task = task_of(args);
+    if (task) r->tool_env = sw_env_take_turn(task, &r->tool_turn);
+}
+
+static json_t *call(sw_req *r, json_t *args, bool *turn_ended);
+
 json_t *sw_terminal_call(sw_req *r, json_t *args)
+{
+    bool ended = false;
+    json_t *res = call(r, args, &ended);
+    if (r->tool_env && !ended) sw_env_end_turn(r->tool_env, r->tool_turn);
+    return res;
+}
+
+static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
 {
     json_t *jcmd = json_object_get(args, "command");
     json_t *jbg = json_object_get(args, "background");
@@ -182,7 +211,6 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
     json_t *jwd = json_object_get(args, "workdir");
     json_t *jpty = json_object_get(args, "pty");
     json_t *jnotify = json_object_get(args, "notify");
-    json_t *jtask = json_object_get(args, "task_id");
 
     if (!jcmd) return sw_tool_error(NULL, "Missing required argument \"command\" (the shell command to run).");
     if (!json_is_string(jcmd))
@@ -226,22 +254,16 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
             return sw_tool_error(NULL, "Invalid \"workdir\": expected an absolute path without "
                                  "control characters, got \"%s\".", workdir);
     }
-    const char *task = "default";
-    if (jtask && !json_is_null(jtask)) {
-        if (!json_is_string(jtask) || json_string_length(jtask) == 0 ||
-            strlen(json_string_value(jtask)) != json_string_length(jtask))
-            return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
-        task = json_string_value(jtask);
-    }
+    if (!task_of(args) || !r->tool_env)
+        return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
     const char *guide = guidance(command);
     if (guide) return sw_tool_error(NULL, "%s", guide);
 
     int st = 0;
     char err[512] = "";
-    unsigned long turn = 0;
     if (sw_cancel_fired(&r->cancel)) return sw_tool_error(NULL, "Cancelled before it started.");
-    sw_env *env = sw_env_acquire(task, &r->cancel, &turn, &st, err, sizeof err);
-    if (!env) {
+    sw_env *env = r->tool_env;
+    if (sw_env_acquire(env, r->tool_turn, &r->cancel, &st, err, sizeof err) < 0) {
         if (st == SW_BE_DEGRADED)
             return json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
                              "error", "Terminal backend degraded: ", err, "status", "degraded",
@@ -253,7 +275,6 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
     }
     if (sw_cancel_fired(&r->cancel)) {
         /* Cancelled while waiting for its turn: the command never starts. */
-        sw_env_end_turn(env, turn);
         sw_env_release(env);
         return sw_tool_error(NULL, "Cancelled before it started.");
     }
@@ -264,7 +285,6 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
     };
     call_ctx cc = {.req = r, .out = sw_out_new(&oo)};
     if (!cc.out) {
-        sw_env_end_turn(env, turn);
         sw_env_release(env);
         free(session_cwd);
         return sw_tool_error(NULL, "Out of memory while preparing the output buffer.");
@@ -284,7 +304,8 @@ json_t *sw_terminal_call(sw_req *r, json_t *args)
 
     if (o.cwd && !workdir && rc == SW_BE_OK && strcmp(o.cwd, session_cwd) != 0)
         sw_env_set_cwd(env, o.cwd);
-    sw_env_end_turn(env, turn);
+    sw_env_end_turn(env, r->tool_turn);
+    *turn_ended = true;
 
     json_t *res;
     if (rc == SW_BE_DEGRADED) {

@@ -1,0 +1,13 @@
+/* backends/backend.c — the table of backends built into this binary. */
+#include <string.h>
+
+#include "backends/backend.h"
+
+static const sw_backend_ops *const all[] = {&sw_local_ops};
+
+const sw_backend_ops *sw_backend_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        if (!strcmp(all[i]->name, name)) return all[i];
+    return NULL;
+}
