@@ -50,6 +50,7 @@ typedef struct shell {
 
 struct sw_backend {
     pthread_mutex_t mu;
+    pthread_mutex_t settle_mu;  /* held for a whole settle(): "settled" must mean published */
     char *dir;
     char *snapshot;
     char *marker;
@@ -316,13 +317,14 @@ static void publish(sw_backend *b, shell *sh)
 /* Waits for answered shells to finish their state dump, publishes it and closes them. */
 static void settle(sw_backend *b)
 {
+    pthread_mutex_lock(&b->settle_mu);
     for (;;) {
         shell sh;
         pthread_mutex_lock(&b->mu);
         bool have = b->nfinishing > 0;
         if (have) sh = b->finishing[--b->nfinishing];
         pthread_mutex_unlock(&b->mu);
-        if (!have) return;
+        if (!have) break;
         int64_t stop = sw_now_ms() + SETTLE_TIMEOUT_MS;
         while (!dump_done(&sh) && sh.status_fd >= 0 && !sw_child_done(sh.child, NULL)) {
             int64_t left = stop - sw_now_ms();
@@ -340,6 +342,7 @@ static void settle(sw_backend *b)
         if (!sw_child_done(sh.child, NULL)) sw_child_wait(sh.child, 200);
         shell_close(&sh);
     }
+    pthread_mutex_unlock(&b->settle_mu);
 }
 
 static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
@@ -423,6 +426,7 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
 {
     sw_backend *b = sw_xcalloc(1, sizeof *b);
     pthread_mutex_init(&b->mu, NULL);
+    pthread_mutex_init(&b->settle_mu, NULL);
     b->dir = sw_strdup(o->state_dir);
     b->snapshot = sw_printf("%s/snapshot.sh", o->state_dir);
     b->marker = sw_strdup(o->marker_id);
@@ -471,6 +475,7 @@ static void local_close(sw_backend *b)
     free(b->bash);
     free(b->preload);
     pthread_mutex_destroy(&b->mu);
+    pthread_mutex_destroy(&b->settle_mu);
     free(b);
 }
 
