@@ -272,7 +272,7 @@ static bool handle_object(json_t *msg, sw_batch *batch, size_t slot)
 static void handle_line(char *line, size_t len)
 {
     json_error_t jerr;
-    json_t *msg = json_loadb(line, len, JSON_ALLOW_NUL, &jerr);
+    json_t *msg = json_loadb(line, len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (!msg) {
         char text[300];
         snprintf(text, sizeof text, "Parse error: %s (line %d, column %d)", jerr.text,
