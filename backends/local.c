@@ -55,7 +55,7 @@ struct sw_backend {
     char *snapshot;
     char *marker;
     char *bash;
-    char **env;
+    char **env;         /* the server's environment for commands (first snapshot only) */
     char *preload;      /* the spare's program: load the snapshot, then wait for a script */
     shell spare;
     bool have_spare;
@@ -108,8 +108,11 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
     pthread_mutex_lock(&b->mu);
     sh->gen = b->gen;
     pthread_mutex_unlock(&b->mu);
+    /* Shells other than the first login shell start with an empty environment: the
+     * snapshot alone decides what is exported, so an `unset` sticks. */
+    static char *no_env[] = {NULL};
     sw_spawn sp = {
-        .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = b->env,
+        .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = login ? b->env : no_env,
         .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd3 = scr[0], .fd4 = st[1],
     };
     sh->child = sw_proc_spawn(&sp, err, errlen);
@@ -132,16 +135,19 @@ fail:
     return -1;
 }
 
-/* Takes the spare shell if there is a live one, else starts a new shell. Either way the
- * shell has already sourced the snapshot (generation sh->gen) and waits for its script. */
+/* Takes the spare shell if it is alive and loaded the current snapshot, else starts a
+ * new shell. Either way the shell has sourced the current snapshot and waits for its
+ * script. A spare with an older state cannot be brought up to date by sourcing the new
+ * snapshot on top: what the newer state removed would survive. */
 static int shell_get(sw_backend *b, shell *sh, char *err, size_t errlen)
 {
     pthread_mutex_lock(&b->mu);
     bool have = b->have_spare;
+    bool current = have && b->spare.gen == b->gen;
     if (have) { *sh = b->spare; b->have_spare = false; }
     pthread_mutex_unlock(&b->mu);
     if (have) {
-        if (!sw_child_done(sh->child, NULL)) return 0;
+        if (current && !sw_child_done(sh->child, NULL)) return 0;
         shell_close(sh);
     }
     return shell_spawn(b, false, sh, err, errlen);
@@ -352,12 +358,11 @@ static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
     if (shell_get(b, &sh, res->error, sizeof res->error) < 0) return SW_BE_ERROR;
     pthread_mutex_lock(&b->mu);
     unsigned long seq = ++b->seq;
-    bool stale = sh.gen != b->gen;
     pthread_mutex_unlock(&b->mu);
     sh.snap_out = req->publish_state ? sw_printf("%s/snapshot.%lu.tmp", b->dir, seq) : NULL;
     sw_script_opts so = {
         .command = req->command, .cwd = req->cwd,
-        .snapshot = stale ? b->snapshot : NULL,   /* the shell loaded an older state */
+        .snapshot = NULL,   /* the shell has loaded it already */
         .snapshot_out = sh.snap_out, .publish = false, .marker_id = b->marker,
         .prologue = "exec 3<&-", .status_fd = STATUS_FD,
     };
@@ -408,12 +413,19 @@ static void capture_snapshot(sw_backend *b)
         sw_warn("local: %s", err);
     }
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0) || rename(tmp, b->snapshot) < 0) {
+        /* No login snapshot: export the server's environment as it is. */
         unlink(tmp);
-        int fd = open(b->snapshot, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-        if (fd >= 0) {
-            static const char base[] = "shopt -s expand_aliases\nset +e\nset +u\n";
-            if (sw_write_all(fd, base, sizeof base - 1) < 0) sw_warn("local: cannot write snapshot");
-            close(fd);
+        FILE *f = fopen(b->snapshot, "we");
+        if (f) {
+            for (char **e = b->env; *e; e++) {
+                const char *eq = strchr(*e, '=');
+                if (!eq || eq == *e) continue;
+                char *v = sw_shell_quote(eq + 1);
+                fprintf(f, "export %.*s=%s\n", (int)(eq - *e), *e, v);
+                free(v);
+            }
+            fputs("shopt -s expand_aliases\nset +e\nset +u\n", f);
+            if (fclose(f) != 0) sw_warn("local: cannot write the snapshot");
         }
     }
     free(script);

@@ -64,6 +64,15 @@ char *sw_script_wrap(const sw_script_opts *o)
     }
     /* Everything up to the eval shares line 1, so bash's messages about the command
      * ("bash: line 3: ...") count lines the way the user wrote them. */
+    /* A vanished working directory fails this call (126) but moves the session to the
+     * nearest existing parent, reported through the marker, so the next call works. */
+    char *enter = sw_printf(
+        "builtin cd -- %s 2>/dev/null || { __sw_d=%s; "
+        "builtin printf 'shellwire: the directory %%s does not exist (any more), so the command "
+        "did not run.\\n' \"$__sw_d\"; "
+        "while ! builtin cd -- \"${__sw_d:-/}\" 2>/dev/null; do __sw_d=${__sw_d%%/*}; done; "
+        "builtin printf '\\n__SHELLWIRE_CWD_%s__%%s__SHELLWIRE_CWD_%s__\\n' \"$PWD\"; exit 126; }; ",
+        cwd, cwd, o->marker_id, o->marker_id);
     char *marker = sw_printf(
         "builtin printf '\\n__SHELLWIRE_CWD_%s__%%s__SHELLWIRE_CWD_%s__\\n' \"$PWD\"\n",
         o->marker_id, o->marker_id);
@@ -71,27 +80,28 @@ char *sw_script_wrap(const sw_script_opts *o)
     if (o->status_fd > 0) {
         s = sw_printf(
             "%s%s%s"
-            "export PAGER=cat GIT_PAGER=cat; builtin cd -- %s || exit 126; eval %s %d>&-\n"
+            "export PAGER=cat GIT_PAGER=cat; %seval %s %d>&-\n"
             "__sw_ec=$?\n"
             "%s"
             "builtin printf '%%s\\n' \"$__sw_ec\" >&%d\n"
             "%s%s"
             "builtin printf 'D\\n' >&%d\n"
             "exit $__sw_ec\n",
-            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
+            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", enter, cmd,
             o->status_fd, marker, o->status_fd, dump ? dump : "", publish ? publish : "",
             o->status_fd);
     } else {
         s = sw_printf(
             "%s%s%s"
-            "export PAGER=cat GIT_PAGER=cat; builtin cd -- %s || exit 126; eval %s\n"
+            "export PAGER=cat GIT_PAGER=cat; %seval %s\n"
             "__sw_ec=$?\n"
             "%s%s%s"
             "exit $__sw_ec\n",
-            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", cwd, cmd,
+            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", enter, cmd,
             dump ? dump : "", publish ? publish : "", marker);
     }
     free(marker);
+    free(enter);
     free(snap);
     free(load);
     free(cwd);

@@ -55,8 +55,8 @@ struct guide {
 };
 
 static struct guide guides[] = {
-    {CMDPOS "(?:nohup|disown|setsid)\\b",
-     "This command detaches a process with nohup/disown/setsid in the foreground, so it "
+    {CMDPOS "(?:nohup|disown)\\b",
+     "This command detaches a process with nohup/disown in the foreground, so it "
      "cannot be tracked. Run the long-lived part with background: true instead (without the "
      "wrapper), then check on it and run follow-up commands in separate calls.", NULL},
     {"(?<![&>|])&\\s*(?:#[^\\n]*)?$",
