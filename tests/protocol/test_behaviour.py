@@ -25,6 +25,10 @@ LIMIT = 50000
 NOTICE_RE = re.compile(r"\n\n\.\.\. \[OUTPUT TRUNCATED - (\d+) chars omitted out of (\d+) total\] \.\.\.\n\n")
 
 
+def shq(s):
+    return "'" + s.replace("'", "'\\''") + "'"
+
+
 def sleeps(*secs):
     want = {"sleep %s" % s for s in secs}
     return lambda p: any(w in " ".join(p.cmdline) for w in want)
@@ -78,6 +82,19 @@ class StateTests(BehaviourTest):
         sc = s.run("cd ../.. && echo back")
         self.assertEqual(sc.get("cwd"), s.cwd)
         self.assertEqual(s.run("pwd")["output"], s.cwd)
+
+    def test_odd_directory_names(self):
+        """Newlines, non-ASCII and marker look-alikes in the cwd survive the cwd marker."""
+        s = self.session()
+        for name in ("a\nb", "ünï dir 😀", "x__SHELLWIRE_CWD_y", "q'uo\"te $HOME"):
+            with self.subTest(name=name):
+                path = os.path.join(s.cwd, name)
+                os.mkdir(path)
+                sc = s.run("cd -- %s && printf 'no newline'" % shq(path))
+                self.assertEqual(sc.get("cwd"), path, sc)
+                self.assertEqual(sc["output"], "no newline")
+                self.assertEqual(s.run("pwd")["output"], path)
+                s.run("cd %s" % shq(s.cwd))
 
     def test_export_persists(self):
         s = self.session()

@@ -527,6 +527,15 @@ class ToolResultTests(ServerTest):
         self.assertEqual(sc["output"], "before")
         self.assertNotIn("status", sc)
 
+    def test_timeout_boundaries_accepted(self):
+        s = self.start()
+        s.initialize()
+        for t in (1, 600, None):
+            with self.subTest(timeout=t):
+                sc = s.run("echo t", timeout=t)
+                self.assertOk(sc)
+                self.assertEqual(sc["output"], "t")
+
     def test_unknown_extra_arguments_ignored(self):
         s = self.start()
         s.initialize()
