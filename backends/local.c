@@ -59,6 +59,9 @@ struct sw_backend {
     char *preload;      /* the spare's program: load the snapshot, then wait for a script */
     shell spare;
     bool have_spare;
+    pthread_t maker;       /* starts spare shells, so no call waits for posix_spawn */
+    pthread_cond_t maker_cv;
+    bool want_spare, stopping, maker_started;
     shell *finishing;   /* answered, still writing their state dump */
     size_t nfinishing, capfinishing;
     unsigned long seq;
@@ -153,22 +156,44 @@ static int shell_get(sw_backend *b, shell *sh, char *err, size_t errlen)
     return shell_spawn(b, false, sh, err, errlen);
 }
 
-static void spawn_spare(sw_backend *b)
+/* The spare-maker thread: whenever a spare is wanted and none is there, start one. */
+static void *maker_main(void *arg)
+{
+    sw_backend *b = arg;
+    pthread_mutex_lock(&b->mu);
+    for (;;) {
+        while (!b->stopping && (!b->want_spare || b->have_spare))
+            pthread_cond_wait(&b->maker_cv, &b->mu);
+        if (b->stopping) break;
+        b->want_spare = false;
+        pthread_mutex_unlock(&b->mu);
+        shell sh;
+        char err[256];
+        int rc = shell_spawn(b, false, &sh, err, sizeof err);
+        if (rc < 0) sw_warn("local: cannot pre-start a shell: %s", err);
+        pthread_mutex_lock(&b->mu);
+        if (rc == 0) {
+            if (!b->have_spare && !b->stopping) {
+                b->spare = sh;
+                b->have_spare = true;
+            } else {
+                pthread_mutex_unlock(&b->mu);
+                shell_close(&sh);
+                pthread_mutex_lock(&b->mu);
+            }
+        }
+    }
+    pthread_mutex_unlock(&b->mu);
+    return NULL;
+}
+
+/* Asks the maker thread for a spare shell; returns at once. */
+static void request_spare(sw_backend *b)
 {
     pthread_mutex_lock(&b->mu);
-    bool need = !b->have_spare;
+    b->want_spare = true;
+    pthread_cond_signal(&b->maker_cv);
     pthread_mutex_unlock(&b->mu);
-    if (!need) return;
-    shell sh;
-    char err[256];
-    if (shell_spawn(b, false, &sh, err, sizeof err) < 0) {
-        sw_warn("local: cannot pre-start a shell: %s", err);
-        return;
-    }
-    pthread_mutex_lock(&b->mu);
-    if (!b->have_spare) { b->spare = sh; b->have_spare = true; need = false; }
-    pthread_mutex_unlock(&b->mu);
-    if (need) shell_close(&sh);   /* another thread filled the slot first */
 }
 
 /* Reads what is available now; returns 0 at EOF, 1 if more may come, -1 on error. */
@@ -229,7 +254,7 @@ static enum follow_end follow(sw_backend *b, shell *sh, const char *script,
         sw_debug("local: script write failed: %s", strerror(errno));
     close(sh->script_fd);
     sh->script_fd = -1;
-    if (b) spawn_spare(b);
+    if (b) request_spare(b);
 
     int64_t start = sw_now_ms();
     int64_t deadline = req->timeout_ms > 0 ? start + req->timeout_ms : -1;
@@ -315,8 +340,10 @@ static void publish(sw_backend *b, shell *sh)
 {
     if (!sh->snap_out || !dump_done(sh)) return;
     pthread_mutex_lock(&b->mu);
-    if (files_differ(sh->snap_out, b->snapshot) && rename(sh->snap_out, b->snapshot) == 0)
+    if (files_differ(sh->snap_out, b->snapshot) && rename(sh->snap_out, b->snapshot) == 0) {
         b->gen++;
+        sw_debug("local: the state changed (generation %lu)", b->gen);
+    }
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -392,7 +419,7 @@ static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 static void local_prepare(sw_backend *b)
 {
     settle(b);
-    spawn_spare(b);
+    request_spare(b);
 }
 
 /* Captures the first snapshot from a login shell, so profile settings apply. */
@@ -439,6 +466,7 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
     sw_backend *b = sw_xcalloc(1, sizeof *b);
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->settle_mu, NULL);
+    pthread_cond_init(&b->maker_cv, NULL);
     b->dir = sw_strdup(o->state_dir);
     b->snapshot = sw_printf("%s/snapshot.sh", o->state_dir);
     b->marker = sw_strdup(o->marker_id);
@@ -461,7 +489,13 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
         return SW_BE_ERROR;
     }
     if (access(b->snapshot, R_OK) < 0) capture_snapshot(b);
-    spawn_spare(b);
+    if (pthread_create(&b->maker, NULL, maker_main, b) != 0) {
+        snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
+        local_close(b);
+        return SW_BE_ERROR;
+    }
+    b->maker_started = true;
+    request_spare(b);
     *out = b;
     return SW_BE_OK;
 }
@@ -476,6 +510,13 @@ static int local_health(sw_backend *b, char *err, size_t errlen)
 static void local_close(sw_backend *b)
 {
     if (!b) return;
+    if (b->maker_started) {
+        pthread_mutex_lock(&b->mu);
+        b->stopping = true;
+        pthread_cond_signal(&b->maker_cv);
+        pthread_mutex_unlock(&b->mu);
+        pthread_join(b->maker, NULL);
+    }
     settle(b);
     if (b->have_spare) shell_close(&b->spare);
     free(b->finishing);
@@ -488,6 +529,7 @@ static void local_close(sw_backend *b)
     free(b->preload);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->settle_mu);
+    pthread_cond_destroy(&b->maker_cv);
     free(b);
 }
 
