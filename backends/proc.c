@@ -35,6 +35,7 @@ struct sw_child {
 
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct sw_child *reg_head;
+static bool stopping;           /* set by sw_proc_shutdown: no new children */
 
 int sw_cancel_init(sw_cancel *c)
 {
@@ -119,7 +120,7 @@ sw_child *sw_proc_spawn(const sw_spawn *sp, char *err, size_t errlen)
         /* Hold the registry lock across spawn and insert so the reaper cannot reap the
          * child before it is registered. */
         pthread_mutex_lock(&reg_mu);
-        rc = posix_spawn(&c->pid, sp->path, &fa, &attr, sp->argv, sp->envp);
+        rc = stopping ? ESHUTDOWN : posix_spawn(&c->pid, sp->path, &fa, &attr, sp->argv, sp->envp);
         if (rc == 0) {
             c->next = reg_head;
             reg_head = c;
@@ -328,4 +329,10 @@ void sw_proc_kill_tree(pid_t root)
     if (root > 1) kill_tree(root);
 }
 
-void sw_proc_kill_all(void) { kill_tree(0); }
+void sw_proc_shutdown(void)
+{
+    pthread_mutex_lock(&reg_mu);
+    stopping = true;
+    pthread_mutex_unlock(&reg_mu);
+    kill_tree(0);
+}

@@ -61,7 +61,8 @@ void sw_proc_reap(void);
 /* Stops and SIGKILLs every process of session `sid` and every descendant of `root`,
  * repeating until none is left (bounded). Never signals the server itself. */
 void sw_proc_kill_tree(pid_t root);
-/* Kills every descendant of the server (shutdown). */
-void sw_proc_kill_all(void);
+/* Shutdown: refuses every later sw_proc_spawn, then kills every descendant of the server,
+ * so nothing started concurrently by another thread can outlive it. */
+void sw_proc_shutdown(void);
 
 #endif

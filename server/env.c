@@ -254,8 +254,15 @@ void sw_env_shutdown(void)
     pthread_mutex_unlock(&mu);
     while (list) {
         sw_env *next = list->next;
-        if (list->state == READY && list->busy == 0) g_ops->close(list->backend);
-        /* Busy ones are in use by a call that is being killed; the process exits. */
+        /* A busy one is in use by a call that is being killed; the process exits anyway. */
+        if (list->busy == 0) {
+            if (list->state == READY) g_ops->close(list->backend);
+            free(list->task);
+            free(list->cwd);
+            free(list->dir);
+            free(list->turns);
+            free(list);
+        }
         list = next;
     }
 }

@@ -35,7 +35,7 @@ static void shutdown_now(int code)
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&once);          /* never unlocked: the process ends here */
     sw_rpc_cancel_all();
-    sw_proc_kill_all();
+    sw_proc_shutdown();
     if (runtime_dir) sw_rm_rf(runtime_dir);
     sw_rpc_lock_output();               /* no half-written line on stdout */
     _exit(code);
