@@ -37,8 +37,6 @@ static sw_req *queue_head, *queue_tail;
 static sw_req *inflight;        /* every request not yet freed */
 static long n_threads, n_idle, max_threads;
 
-bool sw_rpc_client_gone(void) { return atomic_load(&client_gone); }
-
 static void write_line(json_t *msg)
 {
     char *s = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -117,8 +115,13 @@ static void deliver(sw_req *r, json_t *answer)
 void sw_rpc_reply(sw_req *r, json_t *result)
 {
     if (r->answered) { json_decref(result); return; }
+    json_t *msg = result ? json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", r->id, "result", result) : NULL;
+    if (!msg) {
+        sw_rpc_error(r, SW_RPC_INTERNAL_ERROR, "Internal error: the result could not be encoded");
+        return;
+    }
     r->answered = true;
-    deliver(r, json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", r->id, "result", result));
+    deliver(r, msg);
 }
 
 void sw_rpc_error(sw_req *r, int code, const char *fmt, ...)

@@ -54,7 +54,5 @@ void sw_rpc_lock_output(void);
 
 /* Serves stdin until EOF; returns after every in-flight call has answered. */
 int sw_rpc_serve(const sw_config *cfg);
-/* True once the client went away (EPIPE on stdout). */
-bool sw_rpc_client_gone(void);
 
 #endif

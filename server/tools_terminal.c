@@ -41,6 +41,14 @@ json_t *sw_tool_error(const char *status, const char *fmt, ...)
                      "status", status ? status : "error");
 }
 
+/* The envelope of an unreachable backend: not the command's fault, worth retrying. */
+static json_t *degraded(const char *reason, const char *hint)
+{
+    return json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
+                     "error", "Terminal backend degraded: ", reason, "status", "degraded",
+                     "reason", reason, "retry_hint", hint);
+}
+
 /* ---- foreground guidance ---------------------------------------------------------- */
 
 /* A word in command position: start, or after ; & | ( newline $( or `, with optional
@@ -265,12 +273,9 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
     sw_env *env = r->tool_env;
     if (sw_env_acquire(env, r->tool_turn, &r->cancel, &st, err, sizeof err) < 0) {
         if (st == SW_BE_DEGRADED)
-            return json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
-                             "error", "Terminal backend degraded: ", err, "status", "degraded",
-                             "reason", err, "retry_hint",
-                             "The backend could not be reached; this is not a problem with the "
-                             "command. Check that it is running and reachable, then send the "
-                             "same call again.");
+            return degraded(err, "The backend could not be reached; this is not a problem with "
+                                 "the command. Check that it is running and reachable, then "
+                                 "send the same call again.");
         return sw_tool_error("error", "Could not start the environment: %s", err);
     }
     if (sw_cancel_fired(&r->cancel)) {
@@ -309,11 +314,8 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
 
     json_t *res;
     if (rc == SW_BE_DEGRADED) {
-        res = json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
-                        "error", "Terminal backend degraded: ", rs.error, "status", "degraded",
-                        "reason", rs.error, "retry_hint",
-                        "The backend stopped answering; this is not a problem with the command. "
-                        "Send the same call again once the backend is reachable.");
+        res = degraded(rs.error, "The backend stopped answering; this is not a problem with the "
+                                 "command. Send the same call again once the backend is reachable.");
     } else if (rc < 0) {
         res = sw_tool_error(NULL, "Could not run the command: %s", rs.error);
     } else {

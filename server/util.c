@@ -139,15 +139,6 @@ char *sw_printf(const char *fmt, ...)
     return s;
 }
 
-int sw_fd_above(int fd, int minfd)
-{
-    if (fd >= minfd) return fd;
-    int n = fcntl(fd, F_DUPFD_CLOEXEC, minfd);
-    if (n < 0) return -1;
-    close(fd);
-    return n;
-}
-
 int sw_set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);

@@ -24,8 +24,6 @@ char *sw_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *sw_xmalloc(size_t n);
 void *sw_xcalloc(size_t n, size_t m);
 void *sw_xrealloc(void *p, size_t n);
-/* Moves fd to a number >= minfd (close-on-exec), closing the old one; returns new fd. */
-int sw_fd_above(int fd, int minfd);
 int sw_set_nonblock(int fd);
 /* Single-quotes s for the shell: abc'd -> 'abc'\''d'. Caller frees. */
 char *sw_shell_quote(const char *s);
