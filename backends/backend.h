@@ -88,19 +88,35 @@ typedef struct sw_run_res {
     char error[512];              /* filled when run returns < 0 */
 } sw_run_res;
 
-/* Background processes. */
+/* Background processes. The server decides where their output goes: a log file on this
+ * host (`log_path`). A local process writes its merged stdout/stderr straight into it (so
+ * it keeps running and logging if the server dies); a pty process is read by the server
+ * through `pty_fd` and appended to the log by the server. A backend without a live pipe
+ * (ssh, containers, cloud) runs the command under a wrapper inside its sandbox that
+ * writes a log file, a pid file and an exit-code file there, and copies new log bytes
+ * into `log_path` whenever bg_status is called (reading incrementally by offset). */
 typedef struct sw_bg sw_bg;             /* one background process; backend-defined */
 
 typedef struct sw_bg_req {
     const char *command;
     const char *cwd;
     bool pty;                     /* 30x120 pseudo-terminal, TERM=xterm-256color */
+    const char *log_path;         /* where merged output goes (created, mode 0600) */
+    const char *exit_path;        /* where the wrapper writes "<exit code>\n" at the end */
 } sw_bg_req;
+
+typedef struct sw_bg_info {
+    long pid;                     /* pid in the environment */
+    unsigned long long start_time;/* kernel start time of pid (local), to recognise it later */
+    int pty_fd;                   /* pty master (read output, write input), or -1 */
+    int exit_fd;                  /* readable once the process has ended, or -1 (then poll
+                                     bg_status on a timer) */
+} sw_bg_info;
 
 typedef struct sw_bg_state {
     bool running;
     bool lost;                    /* the sandbox holding it is gone */
-    int exit_code;                /* valid when !running && !lost */
+    int exit_code;                /* valid when !running && !lost; -1 if unknown */
 } sw_bg_state;
 
 typedef struct sw_backend_ops {
@@ -112,23 +128,25 @@ typedef struct sw_backend_ops {
     void (*close)(sw_backend *b);
 
     /* Background processes; all NULL on a backend that has none yet.
-     * bg_spawn  starts req->command under the wrapper in its own session/process group,
-     *           stdout+stderr merged, stdin /dev/null (or the pty); *pid is the pid in
-     *           the environment. Returns promptly; never waits for the command.
-     * bg_read   non-blocking: passes output produced since the previous call to sink
-     *           (raw bytes) and fills *st. Local backends may instead expose a pollable
-     *           fd through bg_fd so one reactor thread drains every process.
-     * bg_write  writes data to the process's stdin (pty only); eof closes it.
-     * bg_kill   SIGTERM to the tree, grace_ms, SIGKILL survivors, then verifies none
-     *           is left; fills `survivors` with the pids that could not be killed.
-     * bg_free   releases the handle (the process keeps running unless killed). */
-    int (*bg_spawn)(sw_backend *b, const sw_bg_req *req, sw_bg **out, long *pid, char *err,
-                    size_t errlen);
-    int (*bg_read)(sw_backend *b, sw_bg *p, const sw_sink *sink, sw_bg_state *st);
-    int (*bg_fd)(sw_backend *b, sw_bg *p);
-    int (*bg_write)(sw_backend *b, sw_bg *p, const char *data, size_t len, bool eof);
-    int (*bg_kill)(sw_backend *b, sw_bg *p, int grace_ms, char *survivors, size_t n);
-    void (*bg_free)(sw_backend *b, sw_bg *p);
+     * bg_spawn  starts req->command under the wrapper (environment state, cwd) in its own
+     *           session/process group, output to req->log_path or a pty, stdin /dev/null
+     *           or the pty. Returns promptly; never waits for the command.
+     * bg_status fills *st without blocking (and, on remote backends, copies new output
+     *           into the log file).
+     * bg_write  writes data to the pty; eof sends end-of-file (pty only).
+     * bg_kill   SIGTERM to the whole tree, grace_ms, SIGKILL what is left, then checks
+     *           that nothing survived; survivors (up to *nsurv) are reported.
+     * bg_adopt  re-attaches to a process a previous server started (after a crash),
+     *           only if pid still has start_time; NULL when that cannot be verified.
+     * bg_free   releases the handle; the process keeps running unless it was killed. */
+    int (*bg_spawn)(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_info *info,
+                    char *err, size_t errlen);
+    void (*bg_status)(sw_bg *p, sw_bg_state *st);
+    int (*bg_write)(sw_bg *p, const char *data, size_t len, bool eof);
+    int (*bg_kill)(sw_bg *p, int grace_ms, long *survivors, size_t *nsurv);
+    sw_bg *(*bg_adopt)(long pid, unsigned long long start_time, const char *exit_path,
+                       sw_bg_info *info);
+    void (*bg_free)(sw_bg *p);
 } sw_backend_ops;
 
 extern const sw_backend_ops sw_local_ops;

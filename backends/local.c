@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/local.h"
 #include "backends/script.h"
 #include "server/log.h"
 #include "server/util.h"
@@ -533,6 +534,9 @@ static void local_close(sw_backend *b)
     free(b);
 }
 
+const char *sw_local_bash(sw_backend *b) { return b->bash; }
+const char *sw_local_snapshot(sw_backend *b) { return b->snapshot; }
+
 const sw_backend_ops sw_local_ops = {
     .name = "local",
     .open = local_open,
@@ -540,4 +544,10 @@ const sw_backend_ops sw_local_ops = {
     .prepare = local_prepare,
     .health = local_health,
     .close = local_close,
+    .bg_spawn = sw_local_bg_spawn,
+    .bg_status = sw_local_bg_status,
+    .bg_write = sw_local_bg_write,
+    .bg_kill = sw_local_bg_kill,
+    .bg_adopt = sw_local_bg_adopt,
+    .bg_free = sw_local_bg_free,
 };

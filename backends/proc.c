@@ -102,10 +102,17 @@ sw_child *sw_proc_spawn(const sw_spawn *sp, char *err, size_t errlen)
     posix_spawnattr_setsigdefault(&attr, &all);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
-    if (src[0] >= 0) posix_spawn_file_actions_adddup2(&fa, src[0], 0);
-    else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, src[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, src[1], 2);
+    if (sp->tty) {
+        /* After setsid, opening the slave makes it the controlling terminal. */
+        posix_spawn_file_actions_addopen(&fa, 0, sp->tty, O_RDWR, 0);
+        posix_spawn_file_actions_adddup2(&fa, 0, 1);
+        posix_spawn_file_actions_adddup2(&fa, 0, 2);
+    } else {
+        if (src[0] >= 0) posix_spawn_file_actions_adddup2(&fa, src[0], 0);
+        else posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&fa, src[1], 1);
+        posix_spawn_file_actions_adddup2(&fa, src[1], 2);
+    }
     if (src[2] >= 0) posix_spawn_file_actions_adddup2(&fa, src[2], 3);
     if (src[3] >= 0) posix_spawn_file_actions_adddup2(&fa, src[3], 4);
     if (sp->cwd) posix_spawn_file_actions_addchdir_np(&fa, sp->cwd);
@@ -327,6 +334,63 @@ static void kill_tree(pid_t root)
 void sw_proc_kill_tree(pid_t root)
 {
     if (root > 1) kill_tree(root);
+}
+
+size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max)
+{
+    if (root <= 1) return 0;
+    struct pinfo *v;
+    size_t n = scan_procs(&v);
+    bool *sel = sw_xcalloc(n ? n : 1, sizeof *sel);
+    select_tree(v, n, root, sel);
+    signal_selected(v, n, sel, SIGTERM);
+    signal_selected(v, n, sel, SIGCONT);   /* a stopped process cannot act on SIGTERM */
+    free(v);
+    free(sel);
+    /* The grace period: processes that are not our children give no exit event, so look
+     * again every 20 ms, for at most grace_ms. */
+    for (int waited = 0; waited < grace_ms; waited += 20) {
+        n = scan_procs(&v);
+        sel = sw_xcalloc(n ? n : 1, sizeof *sel);
+        size_t live = select_tree(v, n, root, sel);
+        free(v);
+        free(sel);
+        if (live == 0) return 0;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    kill_tree(root);
+    n = scan_procs(&v);
+    sel = sw_xcalloc(n ? n : 1, sizeof *sel);
+    size_t left = 0;
+    select_tree(v, n, root, sel);
+    for (size_t i = 0; i < n; i++)
+        if (sel[i] && v[i].state != 'Z') {
+            if (left < max) survivors[left] = v[i].pid;
+            left++;
+        }
+    free(v);
+    free(sel);
+    return left;
+}
+
+unsigned long long sw_proc_start_time(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t r = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (r <= 0) return 0;
+    buf[r] = '\0';
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    /* Field 22 (starttime); after ')' come fields 3.. separated by spaces. */
+    int field = 2;
+    for (p++; *p && field < 22; p++)
+        if (*p == ' ') field++;
+    return strtoull(p, NULL, 10);
 }
 
 void sw_proc_shutdown(void)

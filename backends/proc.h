@@ -34,6 +34,8 @@ typedef struct sw_spawn {
     const char *cwd;            /* NULL: inherit */
     int fd_in;                  /* becomes fd 0 (-1: /dev/null) */
     int fd_out;                 /* becomes fd 1 and 2 */
+    const char *tty;            /* pty slave: becomes fd 0, 1, 2 and the controlling
+                                   terminal (fd_in/fd_out ignored); or NULL */
     int fd3;                    /* becomes fd 3, or -1 */
     int fd4;                    /* becomes fd 4, or -1 (needs fd3) */
 } sw_spawn;
@@ -61,6 +63,13 @@ void sw_proc_reap(void);
 /* Stops and SIGKILLs every process of session `sid` and every descendant of `root`,
  * repeating until none is left (bounded). Never signals the server itself. */
 void sw_proc_kill_tree(pid_t root);
+/* SIGTERM to the tree of `root` (as sw_proc_kill_tree selects it), up to grace_ms for it
+ * to end, then stop-and-SIGKILL what is left. Returns how many processes survived even
+ * that; their pids go to survivors (up to max). */
+size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max);
+/* The kernel start time of pid (clock ticks since boot), or 0 if it does not exist. */
+unsigned long long sw_proc_start_time(pid_t pid);
+
 /* Shutdown: refuses every later sw_proc_spawn, then kills every descendant of the server,
  * so nothing started concurrently by another thread can outlive it. */
 void sw_proc_shutdown(void);

@@ -119,3 +119,28 @@ char *sw_script_snapshot_init(const char *snapshot_tmp, const char *prologue)
     free(out);
     return s;
 }
+
+char *sw_script_background(const char *command, const char *cwd, const char *snapshot,
+                           const char *exit_path, const char *term, const char *prologue)
+{
+    char *snap = sw_shell_quote(snapshot);
+    char *dir = sw_script_quote_dir(cwd);
+    char *cmd = ansi_quote(command);
+    char *ex = sw_shell_quote(exit_path);
+    char *t = term ? sw_shell_quote(term) : NULL;
+    char *tset = t ? sw_printf("export TERM=%s; ", t) : sw_strdup("");
+    char *s = sw_printf(
+        "%s%ssource %s >/dev/null 2>&1; %sexport PAGER=cat GIT_PAGER=cat; "
+        "builtin cd -- %s || { builtin printf '126\\n' >%s; exit 126; }; eval %s\n"
+        "__sw_ec=$?\n"
+        "builtin printf '%%s\\n' \"$__sw_ec\" >%s\n"
+        "exit $__sw_ec\n",
+        prologue ? prologue : "", prologue ? "; " : "", snap, tset, dir, ex, cmd, ex);
+    free(snap);
+    free(dir);
+    free(cmd);
+    free(ex);
+    free(t);
+    free(tset);
+    return s;
+}

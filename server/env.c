@@ -200,6 +200,21 @@ void sw_env_release(sw_env *e)
     pthread_mutex_unlock(&mu);
 }
 
+void sw_env_hold(sw_env *e)
+{
+    pthread_mutex_lock(&mu);
+    e->busy++;
+    pthread_mutex_unlock(&mu);
+}
+
+void sw_env_unhold(sw_env *e)
+{
+    pthread_mutex_lock(&mu);
+    e->busy--;
+    e->last_used = sw_now_ms();
+    pthread_mutex_unlock(&mu);
+}
+
 sw_backend *sw_env_backend(sw_env *e) { return e->backend; }
 const char *sw_env_marker(sw_env *e) { return e->marker; }
 const sw_backend_ops *sw_env_ops(sw_env *e) { (void)e; return g_ops; }

@@ -39,6 +39,9 @@ const sw_backend_ops *sw_env_ops(sw_env *e);
 /* The session working directory (copy; caller frees) and its update. */
 char *sw_env_cwd(sw_env *e);
 void sw_env_set_cwd(sw_env *e, const char *cwd);
+/* Keeps an environment from being released while a background process runs in it. */
+void sw_env_hold(sw_env *e);
+void sw_env_unhold(sw_env *e);
 /* Releases environments idle longer than the lifetime; returns how many. */
 int sw_env_reap_idle(int64_t now_ms);
 /* Closes every environment (shutdown). */

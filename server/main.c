@@ -20,6 +20,7 @@
 #include "server/log.h"
 #include "server/mcp.h"
 #include "server/output.h"
+#include "server/registry.h"
 #include "server/rpc.h"
 #include "server/tools.h"
 #include "server/util.h"
@@ -36,6 +37,7 @@ static void shutdown_now(int code)
     pthread_mutex_lock(&once);          /* never unlocked: the process ends here */
     sw_rpc_cancel_all();
     sw_proc_shutdown();
+    sw_reg_shutdown();
     if (runtime_dir) sw_rm_rf(runtime_dir);
     sw_rpc_lock_output();               /* no half-written line on stdout */
     _exit(code);
@@ -121,6 +123,10 @@ int main(int argc, char **argv)
     char **child_env = sw_childenv_build(environ, cfg.pass_env);
     if (sw_env_init(&cfg, sw_backend_find(cfg.backend), runtime_dir, child_env) < 0) {
         fprintf(stderr, "shellwire: cannot start the environment manager\n");
+        return 1;
+    }
+    if (sw_reg_init(&cfg, sw_backend_find(cfg.backend)) < 0) {
+        fprintf(stderr, "shellwire: cannot start the background process registry\n");
         return 1;
     }
     sw_info("ready: backend %s, cwd %s", cfg.backend, cfg.cwd);

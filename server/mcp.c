@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "server/env.h"
+#include "server/registry.h"
 #include "server/log.h"
 #include "server/tools.h"
 #include "server/util.h"
@@ -178,6 +179,7 @@ void sw_mcp_notification(const char *method, json_t *params)
         if (id) {
             sw_rpc_cancel(id);
             sw_env_wake_waiters();   /* a cancelled call may be waiting for its turn */
+            sw_reg_wake_waiters();   /* or in process wait */
         }
     } else if (!strcmp(method, "notifications/initialized")) {
         sw_debug("client initialized");

@@ -14,6 +14,7 @@
 #include "server/env.h"
 #include "server/log.h"
 #include "server/output.h"
+#include "server/registry.h"
 #include "server/tools.h"
 #include "server/util.h"
 
@@ -22,6 +23,7 @@ static char *spill_dir;
 
 static const sw_tool tool_list[] = {
     {sw_schema_terminal, sw_terminal_call, sw_terminal_arrive},
+    {sw_schema_process, sw_process_call, NULL},
 };
 
 const sw_tool *sw_tools_all(size_t *n)
@@ -238,15 +240,11 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "\"pty\": true needs \"background\": true.");
     if (json_is_true(jnotify) && !background)
         return sw_tool_error(NULL, "\"notify\": true needs \"background\": true.");
-    if (background)
-        return sw_tool_error(NULL, "\"background\": true is not available in this build of "
-                                   "shellwire yet. Run the command in the foreground with a "
-                                   "timeout, or start it from a script that exits.");
     long timeout = cfg->timeout_s;
     if (jto && !json_is_null(jto)) {
         if (!json_is_integer(jto) || json_integer_value(jto) < 1)
             return sw_tool_error(NULL, "Invalid \"timeout\": expected a whole number of seconds, at least 1.");
-        if (json_integer_value(jto) > cfg->max_fg_timeout_s)
+        if (json_integer_value(jto) > cfg->max_fg_timeout_s && !background)
             return sw_tool_error(NULL, "A foreground \"timeout\" of %lld s is over the maximum of "
                                  "%ld s. Use \"background\": true for long-running commands.",
                                  (long long)json_integer_value(jto), cfg->max_fg_timeout_s);
@@ -264,7 +262,7 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
     }
     if (!task_of(args) || !r->tool_env)
         return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
-    const char *guide = guidance(command);
+    const char *guide = background ? NULL : guidance(command);
     if (guide) return sw_tool_error(NULL, "%s", guide);
 
     int st = 0;
@@ -284,6 +282,14 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "Cancelled before it started.");
     }
     char *session_cwd = sw_env_cwd(env);
+    if (background) {
+        /* Started in the session's state; it never changes that state. */
+        json_t *res = sw_reg_start(env, task_of(args), command, workdir ? workdir : session_cwd,
+                                   json_is_true(jpty), json_is_true(jnotify), err, sizeof err);
+        free(session_cwd);
+        sw_env_release(env);
+        return res ? res : sw_tool_error(NULL, "Could not start the background process: %s", err);
+    }
     sw_out_opts oo = {
         .limit_chars = (size_t)cfg->max_output_chars, .marker_id = sw_env_marker(env),
         .spill_dir = spill_dir,

@@ -23,8 +23,8 @@ from swclient import ServerTest, tagged_procs, wait_until  # noqa: E402
 
 VERSIONS = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"]
 NEWEST = "2025-11-25"
-# The tools this build advertises. (SPEC section 4 adds `process` later; update then.)
-EXPECTED_TOOLS = ["terminal"]
+# The tools this build advertises (SPEC sections 3 and 4).
+EXPECTED_TOOLS = ["terminal", "process"]
 LINE_LIMIT = 16 * 1024 * 1024
 
 

@@ -1,0 +1,19 @@
+/* backends/local.h — what the local backend's files share. */
+#ifndef SW_LOCAL_H
+#define SW_LOCAL_H
+
+#include "backends/backend.h"
+
+const char *sw_local_bash(sw_backend *b);
+const char *sw_local_snapshot(sw_backend *b);
+
+int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_info *info,
+                      char *err, size_t errlen);
+void sw_local_bg_status(sw_bg *p, sw_bg_state *st);
+int sw_local_bg_write(sw_bg *p, const char *data, size_t len, bool eof);
+int sw_local_bg_kill(sw_bg *p, int grace_ms, long *survivors, size_t *nsurv);
+sw_bg *sw_local_bg_adopt(long pid, unsigned long long start_time, const char *exit_path,
+                         sw_bg_info *info);
+void sw_local_bg_free(sw_bg *p);
+
+#endif
