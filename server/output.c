@@ -59,6 +59,7 @@ struct sw_out {
     /* options */
     size_t limit, head_max, tail_chars_max, spill_max;
     char *spill_dir;
+    bool keep_ws;
 
     /* stage 1: marker */
     char *open;          /* "\n__SHELLWIRE_CWD_<id>__", NULL when no marker handling */
@@ -1017,6 +1018,7 @@ sw_out *sw_out_new(const sw_out_opts *opts)
     o->tail_chars_max = limit - o->head_max;
     o->tail_max = o->tail_chars_max * 4;
     o->spill_max = opts && opts->spill_max_chars ? opts->spill_max_chars : DEFAULT_SPILL_MAX;
+    o->keep_ws = opts && opts->keep_whitespace;
     o->ll_cur = malloc(2 * LL_KEEP);
     o->ll_last = malloc(LL_KEEP);
     if (!o->ll_cur || !o->ll_last)
@@ -1096,14 +1098,14 @@ static void build_text(sw_out *o, sw_out_result *r)
 
     /* drop leading whitespace-only lines, then all trailing whitespace */
     size_t a = 0;
-    for (size_t i = 0; i < len; i++) {
+    for (size_t i = 0; i < len && !o->keep_ws; i++) {
         if (t[i] == '\n')
             a = i + 1;
         else if (t[i] != ' ' && t[i] != '\t' && t[i] != '\r')
             break;
     }
     size_t b = len;
-    while (b > a && is_trim_ws(t[b - 1]))
+    while (b > a && !o->keep_ws && is_trim_ws(t[b - 1]))
         b--;
     if (a)
         memmove(t, t + a, b - a);

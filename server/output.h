@@ -44,6 +44,7 @@ typedef struct sw_out_opts {
     const char *marker_id;    /* id inside the cwd marker; NULL: no marker handling */
     const char *spill_dir;    /* where full-output files go; NULL: never spill */
     size_t spill_max_chars;   /* cap of a spill file; 0 means the default 5,000,000 */
+    bool keep_whitespace;     /* skip the final trim (process logs keep their lines) */
 } sw_out_opts;
 
 typedef struct sw_out_result {

@@ -62,6 +62,7 @@ typedef struct entry {
     size_t raw_len, raw_cap;
     bool raw_cut;                 /* older output was dropped */
     uint64_t tags[2];             /* epoll cookies (exit, pty) */
+    unsigned long seq;            /* start order: the oldest finished is pruned first */
     struct entry *next;
 } entry;
 
@@ -75,6 +76,7 @@ static const sw_config *cfg;
 static const sw_backend_ops *g_ops;
 static unsigned long long self_start;
 static uint64_t next_cookie = 1;
+static unsigned long next_seq = 1;
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
@@ -167,7 +169,7 @@ static char *render(const entry *e, size_t *len_out)
         raw += skip;
         n -= skip;
     }
-    sw_out_opts oo = {.limit_chars = (size_t)-1 / 32};
+    sw_out_opts oo = {.limit_chars = (size_t)-1 / 32, .keep_whitespace = true};
     sw_out *o = sw_out_new(&oo);
     sw_out_result r = {0};
     if (o) {
@@ -339,7 +341,7 @@ static bool make_room(bool need_slot)
     while (need_slot && nentries >= SW_REG_MAX) {
         entry **oldest = NULL;
         for (entry **pp = &head; *pp; pp = &(*pp)->next)
-            if (!(*pp)->running && (!oldest || (*pp)->ended_at < (*oldest)->ended_at)) oldest = pp;
+            if (!(*pp)->running && (!oldest || (*pp)->seq < (*oldest)->seq)) oldest = pp;
         if (!oldest) return false;
         entry *e = *oldest;
         *oldest = e->next;
@@ -422,6 +424,7 @@ static void adopt_file(const char *path)
         e->log_path = sw_strdup(json_string_value(json_object_get(p, "log")) ?: "");
         e->exit_path = sw_strdup(json_string_value(json_object_get(p, "exit")) ?: "");
         e->detached = true;
+        e->seq = next_seq++;
         e->wd = e->pty_fd = e->exit_fd = -1;
         e->ops = g_ops;
         e->log_fd = open(e->log_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
@@ -555,6 +558,7 @@ json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const c
     e->pty_fd = info.pty_fd;
     e->exit_fd = info.exit_fd;
     e->started_at = time(NULL);
+    e->seq = next_seq++;
     e->running = true;
     e->env = env;
     sw_env_hold(env);
@@ -599,8 +603,8 @@ static entry *lookup(const char *task, json_t *jid, json_t **error)
     const char *hex = strncmp(id, "proc_", 5) == 0 ? id + 5 : id;
     size_t hl = strlen(hex);
     if (hl < 4 || hl > 12 || strspn(hex, "0123456789abcdef") != hl) {
-        *error = err_env("Invalid \"session_id\" \"%s\": expected \"proc_\" followed by 12 "
-                         "hex digits, or a unique prefix of at least 4 of them.", id);
+        *error = err_env("Unknown session_id \"%s\": expected \"proc_\" followed by 12 hex "
+                         "digits, or a unique prefix of at least 4 of them.", id);
         return NULL;
     }
     entry *found = NULL;
@@ -703,7 +707,7 @@ static json_t *do_log(entry *e, json_t *args)
         if (outlen > 0 && from[outlen - 1] == '\n') outlen--;
         snprintf(showing, sizeof showing, "lines %zu-%zu of %zu", first + 1, last, nlines);
     } else {
-        snprintf(showing, sizeof showing, "no lines (%zu in total)", nlines);
+        snprintf(showing, sizeof showing, "no lines");
     }
     json_t *o = json_pack("{s:s, s:s, s:s%, s:I, s:s, s:n}", "session_id", e->id, "status",
                           status_of(e), "output", from, outlen, "total_lines", (json_int_t)nlines,

@@ -121,6 +121,30 @@ def wait_until(pred, timeout, interval=0.02):
         time.sleep(interval)
 
 
+def proc_stat(pid):
+    """Fields of /proc/<pid>/stat as a dict (state, ppid, pgrp, session, utime, stime,
+    starttime, all ticks), or None when the process is gone."""
+    stat = _read("/proc/%d/stat" % pid)
+    if not stat:
+        return None
+    rp = stat.rfind(b")")
+    f = stat[rp + 2:].split()
+    # f[0] is field 3 (state) of proc(5).
+    return {"state": f[0].decode(), "ppid": int(f[1]), "pgrp": int(f[2]), "session": int(f[3]),
+            "utime": int(f[11]), "stime": int(f[12]), "starttime": int(f[19])}
+
+
+def pid_alive(pid):
+    """True while pid exists and is not a zombie."""
+    st = proc_stat(pid)
+    return st is not None and st["state"] not in ("Z", "X")
+
+
+def cpu_ticks(pid):
+    st = proc_stat(pid)
+    return None if st is None else st["utime"] + st["stime"]
+
+
 # ---------------------------------------------------------------------------- server
 
 class ServerGone(AssertionError):
@@ -372,6 +396,41 @@ class Server:
             raise AssertionError("terminal call answered with a protocol error: %r" % r)
         return r["result"]["structuredContent"]
 
+    def tool_call(self, name, arguments, timeout=DEFAULT_TIMEOUT, check=None):
+        """tools/call of any tool; checks the result with `check` (default: the `process`
+        envelope check for "process", the terminal one otherwise). Returns the response."""
+        rid = self.send_call(arguments, name=name)
+        r = self.wait_response(rid, timeout)
+        if "result" in r:
+            if check is None:
+                check = check_process_result if name == "process" else check_tool_result
+            check(r["result"])
+        return r
+
+    def process_call(self, arguments, timeout=DEFAULT_TIMEOUT):
+        """tools/call of the `process` tool with raw arguments; returns the whole response."""
+        return self.tool_call("process", arguments, timeout)
+
+    def process(self, action, wait=None, **arguments):
+        """process tool: action plus keyword arguments (session_id=..., timeout=..., task_id=...);
+        waits `wait` seconds (default: a little longer than the tool's own timeout).
+        Returns structuredContent."""
+        arguments["action"] = action
+        if wait is None:
+            t = arguments.get("timeout")
+            wait = max(DEFAULT_TIMEOUT, (t if isinstance(t, int) else 0) + 10)
+        r = self.process_call(arguments, timeout=wait)
+        if "result" not in r:
+            raise AssertionError("process call answered with a protocol error: %r" % r)
+        return r["result"]["structuredContent"]
+
+    def background(self, command, **arguments):
+        """terminal(background: true); returns structuredContent (raises on a tool error)."""
+        sc = self.run(command, background=True, **arguments)
+        if sc.get("error"):
+            raise AssertionError("background start of %r failed: %r" % (command, sc))
+        return sc
+
     # ---- process state
 
     def alive(self):
@@ -469,6 +528,30 @@ def check_tool_result(result):
         raise AssertionError("isError is %r but error is %r" % (result.get("isError"), err))
 
 
+def check_process_result(result):
+    """Shape of every `process` tool result: text content equal to structuredContent, an
+    `error` key (null or string), isError exactly when error is a non-empty string."""
+    if not isinstance(result, dict):
+        raise AssertionError("result is not an object: %r" % (result,))
+    content = result.get("content")
+    sc = result.get("structuredContent")
+    if not (isinstance(content, list) and content and content[0].get("type") == "text"):
+        raise AssertionError("content[0] is not a text item: %r" % (content,))
+    if json.loads(content[0]["text"]) != sc:
+        raise AssertionError("content[0].text does not parse to structuredContent:\n%r\n%r"
+                             % (content[0]["text"][:500], sc))
+    if not isinstance(sc, dict):
+        raise AssertionError("structuredContent is not an object: %r" % (sc,))
+    if "error" not in sc:
+        raise AssertionError("envelope lacks 'error': %r" % (sc,))
+    err = sc["error"]
+    if not (err is None or isinstance(err, str)):
+        raise AssertionError("error is neither null nor a string: %r" % (sc,))
+    want = isinstance(err, str) and err != ""
+    if result.get("isError") is not want:
+        raise AssertionError("isError is %r but error is %r" % (result.get("isError"), err))
+
+
 # ---------------------------------------------------------------------------- test base
 
 class ServerTest(unittest.TestCase):
@@ -526,6 +609,23 @@ class ServerTest(unittest.TestCase):
     def assertOk(self, sc, exit_code=0):
         self.assertIsNone(sc.get("error"), sc)
         self.assertEqual(sc.get("exit_code"), exit_code, sc)
+
+    def assertProcessError(self, resp, *mentions):
+        """A `process` tool error: isError true, status "error", a non-empty error string that
+        contains each of `mentions` (case-insensitive; a tuple means any one of its items)."""
+        self.assertIn("result", resp, "expected a tool error result, got %r" % (resp,))
+        res = resp["result"]
+        check_process_result(res)
+        sc = res["structuredContent"]
+        self.assertIs(res.get("isError"), True, sc)
+        self.assertIsInstance(sc.get("error"), str, sc)
+        self.assertTrue(sc["error"], sc)
+        self.assertEqual(sc.get("status"), "error", sc)
+        for m in mentions:
+            alts = m if isinstance(m, tuple) else (m,)
+            self.assertTrue(any(a.lower() in sc["error"].lower() for a in alts),
+                            "error does not mention %s: %r" % (" or ".join(map(repr, alts)), sc["error"]))
+        return sc
 
 
 # ---------------------------------------------------------------------------- runner
