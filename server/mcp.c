@@ -78,8 +78,9 @@ static void do_initialize(sw_req *r)
         "capabilities", "tools", "listChanged", 0, "logging",
         "serverInfo", "name", "shellwire", "title", "shellwire", "version", SW_VERSION,
         "instructions",
-        "shellwire runs shell commands for you through the terminal tool. Working directory, "
-        "exported variables, functions and aliases persist between calls."));
+        "shellwire runs shell commands for you: the terminal tool runs one (working "
+        "directory, exported variables, functions and aliases persist between calls), and "
+        "the process tool follows commands started with background: true."));
 }
 
 static void do_tools_list(sw_req *r)

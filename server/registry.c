@@ -34,7 +34,7 @@
 #include "server/util.h"
 
 #define BUFFER_CHARS 200000
-#define RAW_MAX (1024 * 1024)          /* raw bytes kept per process */
+#define RAW_MAX (768 * 1024)           /* raw bytes kept per process */
 #define LOG_ROTATE (16 * 1024 * 1024)  /* truncate a log read this far */
 #define KEEP_FINISHED_S (30 * 60)
 #define KILL_GRACE_MS 2000
@@ -69,7 +69,6 @@ typedef struct entry {
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t exited_cv;    /* a process ended (CLOCK_MONOTONIC waits) */
 static entry *head;
-static int nentries;
 static int ep = -1, ino = -1, ctl = -1;
 static char *procs_dir, *checkpoint_path;
 static const sw_config *cfg;
@@ -323,9 +322,10 @@ static void free_entry(entry *e)
     free(e);
 }
 
-/* Drops finished entries older than the retention time, and if the table is full the
- * oldest finished one. mu held. Returns false when full of running processes. */
-static bool make_room(bool need_slot)
+/* Drops finished entries older than the retention time, and when the task's table is
+ * full its oldest finished one. mu held. Returns false when the task has SW_REG_MAX
+ * processes that all still run. */
+static bool make_room(const char *task)
 {
     time_t now = time(NULL);
     for (entry **pp = &head; *pp;) {
@@ -333,22 +333,24 @@ static bool make_room(bool need_slot)
         if (!e->running && now - e->ended_at > KEEP_FINISHED_S) {
             *pp = e->next;
             free_entry(e);
-            nentries--;
         } else {
             pp = &e->next;
         }
     }
-    while (need_slot && nentries >= SW_REG_MAX) {
+    for (;;) {
+        int count = 0;
         entry **oldest = NULL;
-        for (entry **pp = &head; *pp; pp = &(*pp)->next)
+        for (entry **pp = &head; *pp; pp = &(*pp)->next) {
+            if (!task || strcmp((*pp)->task, task) != 0) continue;
+            count++;
             if (!(*pp)->running && (!oldest || (*pp)->seq < (*oldest)->seq)) oldest = pp;
+        }
+        if (!task || count < SW_REG_MAX) return true;
         if (!oldest) return false;
         entry *e = *oldest;
         *oldest = e->next;
         free_entry(e);
-        nentries--;
     }
-    return true;
 }
 
 /* ---- reactor ------------------------------------------------------------------------- */
@@ -409,7 +411,6 @@ static void adopt_file(const char *path)
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(doc, "processes"), i, p) {
-        if (nentries >= SW_REG_MAX) break;
         entry *e = sw_xcalloc(1, sizeof *e);
         snprintf(e->id, sizeof e->id, "%s", json_string_value(json_object_get(p, "session_id")) ?: "");
         e->task = sw_strdup(json_string_value(json_object_get(p, "task")) ?: "default");
@@ -450,7 +451,6 @@ static void adopt_file(const char *path)
         if (e->running) watch_entry(e);
         e->next = head;
         head = e;
-        nentries++;
     }
     json_decref(doc);
     unlink(path);
@@ -522,7 +522,7 @@ json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const c
         return NULL;
     }
     pthread_mutex_lock(&mu);
-    if (!make_room(true)) {
+    if (!make_room(task)) {
         pthread_mutex_unlock(&mu);
         snprintf(err, errlen, "%d background processes are already running; kill or wait for "
                  "some (process action list) before starting another", SW_REG_MAX);
@@ -564,7 +564,6 @@ json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const c
     sw_env_hold(env);
     e->next = head;
     head = e;
-    nentries++;
     watch_entry(e);
     checkpoint();
     json_t *res = json_pack("{s:s, s:s, s:I, s:i, s:n}", "output", "Background process started",
@@ -633,7 +632,7 @@ static void put_exit_code(json_t *o, const entry *e)
 
 static json_t *do_list(const char *task)
 {
-    make_room(false);
+    make_room(NULL);
     json_t *arr = json_array();
     for (entry *e = head; e; e = e->next) {
         if (strcmp(e->task, task) != 0) continue;

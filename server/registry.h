@@ -1,5 +1,5 @@
 /* server/registry.h — background processes: the table of tracked processes (at most 64
- * per server), their rolling output buffers (the last 200,000 characters), the reactor
+ * per environment), their rolling output buffers (the last 200,000 characters), the reactor
  * thread that drains every log and pty and notices every exit, completion notices, and a
  * checkpoint under the state directory that a restarted server adopts. */
 #ifndef SW_REGISTRY_H
