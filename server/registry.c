@@ -63,6 +63,7 @@ typedef struct entry {
     bool raw_cut;                 /* older output was dropped */
     uint64_t tags[2];             /* epoll cookies (exit, pty) */
     unsigned long seq;            /* start order: the oldest finished is pruned first */
+    int pins;                     /* a call uses it without holding mu: do not free */
     struct entry *next;
 } entry;
 
@@ -330,7 +331,7 @@ static bool make_room(const char *task)
     time_t now = time(NULL);
     for (entry **pp = &head; *pp;) {
         entry *e = *pp;
-        if (!e->running && now - e->ended_at > KEEP_FINISHED_S) {
+        if (!e->running && !e->pins && now - e->ended_at > KEEP_FINISHED_S) {
             *pp = e->next;
             free_entry(e);
         } else {
@@ -343,7 +344,7 @@ static bool make_room(const char *task)
         for (entry **pp = &head; *pp; pp = &(*pp)->next) {
             if (!task || strcmp((*pp)->task, task) != 0) continue;
             count++;
-            if (!(*pp)->running && (!oldest || (*pp)->seq < (*oldest)->seq)) oldest = pp;
+            if (!(*pp)->running && !(*pp)->pins && (!oldest || (*pp)->seq < (*oldest)->seq)) oldest = pp;
         }
         if (!task || count < SW_REG_MAX) return true;
         if (!oldest) return false;
@@ -734,8 +735,10 @@ static json_t *do_wait(entry *e, json_t *args, sw_cancel *cancel)
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += t;
+    e->pins++;   /* the table is unlocked while waiting */
     while (e->running && !(cancel && sw_cancel_fired(cancel)))
         if (pthread_cond_timedwait(&exited_cv, &mu, &until) == ETIMEDOUT) break;
+    e->pins--;
     if (!e->running) {
         json_t *o = json_pack("{s:s, s:s, s:i, s:n}", "session_id", e->id, "status", "exited",
                               "exit_code", e->exit_code, "error");
@@ -760,9 +763,11 @@ static json_t *do_kill(entry *e)
     size_t nsurv = 32;
     sw_bg *bg = e->bg;
     /* Killing takes up to the grace period: do it without holding the table. */
+    e->pins++;
     pthread_mutex_unlock(&mu);
     int rc = e->ops->bg_kill(bg, KILL_GRACE_MS, surv, &nsurv);
     pthread_mutex_lock(&mu);
+    e->pins--;
     if (e->running) finish_entry(e);
     e->exit_code = -15;
     checkpoint();
@@ -846,6 +851,12 @@ void sw_reg_shutdown(void)
     bool locked = pthread_mutex_timedlock(&mu, &until) == 0;
     if (locked)
         for (entry *e = head; e; e = e->next) {
+            /* Adopted processes are not our descendants; they are ours all the same. */
+            if (e->running && e->detached && e->bg) {
+                long surv[4];
+                size_t n = 4;
+                e->ops->bg_kill(e->bg, 0, surv, &n);
+            }
             if (e->log_path) unlink(e->log_path);
             if (e->exit_path) unlink(e->exit_path);
         }

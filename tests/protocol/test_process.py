@@ -54,8 +54,10 @@ def lines_of(text):
 
 
 def pty_text(s):
-    """PTY output with the terminal's CR-LF line ends made plain newlines."""
-    return s.replace("\r\n", "\n")
+    """PTY output with the terminal's CR-LF line ends made plain newlines (log joins lines
+    split on "\n", so the last line may keep its CR)."""
+    s = s.replace("\r\n", "\n")
+    return s[:-1] if s.endswith("\r") else s
 
 
 class ProcessTest(ServerTest):
@@ -168,6 +170,18 @@ class StartTests(ProcessTest):
         self.assertEqual(len(entry), 1)
         self.assertEqual(entry[0]["cwd"], sub)
 
+    def test_start_right_after_state_change(self):
+        """A background start that immediately follows a foreground call sees all of that
+        call's state (the two must not race: the snapshot is written after the command)."""
+        s = self.session()
+        s.run("true")
+        for i in range(10):
+            d = "d%d" % i
+            self.assertOk(s.run("mkdir %s && cd %s && export ITER=%d && fn%d() { echo f%d; }" % (d, d, i, i, i)))
+            sid, _, _ = self.bg(s, 'echo "${PWD##*/} [$ITER]"; fn%d' % i)
+            out = self.wait_exit(s, sid)["output"].rstrip("\n")
+            self.assertEqual(out, "%s [%d]\nf%d" % (d, i, i), "iteration %d" % i)
+
     def test_does_not_change_session_state(self):
         s = self.session()
         s.run("export KEEP=before")
@@ -186,6 +200,22 @@ class StartTests(ProcessTest):
         entry = [p for p in s.process("list")["processes"] if p["session_id"] == sid][0]
         self.assertEqual(entry["cwd"], other)
         self.assertEqual(s.run("pwd")["output"], s.cwd)
+
+    def test_failing_commands(self):
+        s = self.session()
+        sid, _, _ = self.bg(s, "echo (")
+        sc = self.wait_exit(s, sid)
+        self.assertEqual(sc["exit_code"], 2)
+        self.assertIn("syntax error", sc["output"])
+        sid, _, _ = self.bg(s, "no-such-command-zz")
+        self.assertEqual(self.wait_exit(s, sid)["exit_code"], 127)
+        os.mkdir(os.path.join(s.cwd, "doomed"))
+        s.run("cd doomed")
+        os.rmdir(os.path.join(s.cwd, "doomed"))
+        sid, _, _ = self.bg(s, "echo should-not-run")
+        sc = self.wait_exit(s, sid)
+        self.assertEqual(sc["exit_code"], 126, sc)
+        self.assertNotIn("should-not-run", sc["output"])
 
     def test_pty_and_notify_need_background(self):
         s = self.session()
@@ -346,6 +376,27 @@ class LogTests(ProcessTest):
         self.assertEqual(sc["output"], "x" * BUFFER)
         self.assertEqual(sc["showing"], "lines 1-1 of 1")
         self.assertEqual(len(self.log(s, sid, offset=0, limit=1)["output"]), BUFFER)
+
+    def test_buffer_counts_characters(self):
+        s = self.session()
+        sid, _, _ = self.bg(s, "python3 -c \"print('é' * 300000, end='')\"")
+        w = self.wait_exit(s, sid, timeout=30)
+        self.assertEqual(w["output"], "é" * 2000)
+        sc = self.log(s, sid)
+        self.assertEqual((sc["output"], sc["total_lines"]), ("é" * BUFFER, 1))
+        self.assertEqual(s.process("poll", session_id=sid)["output_preview"], "é" * 1000)
+        self.assertEqual(s.process("list")["processes"][0]["output_preview"], "é" * 200)
+
+    def test_sequences_split_across_writes(self):
+        """An escape sequence or a UTF-8 character cut between two writes is still handled."""
+        s = self.session()
+        cmd = r"printf '\033['; sleep 0.3; printf '31mred\033[0m\n\xe2\x82'; sleep 0.3; printf '\xac end\n'"
+        for pty in (False, True):
+            with self.subTest(pty=pty):
+                sid, _, _ = self.bg(s, cmd, pty=pty)
+                sc = self.wait_exit(s, sid)
+                self.assertEqual(pty_text(sc["output"]).rstrip("\n"), "red\n€ end")
+                self.assertEqual(pty_text(self.log(s, sid)["output"]), "red\n€ end")
 
     def test_old_lines_dropped(self):
         s = self.session()
@@ -637,6 +688,15 @@ class PtyTests(ProcessTest):
         self.assertIn("eof-reached", out)
         self.assertEqual(sc["exit_code"], 0)
 
+    def test_write_after_exit_is_an_error(self):
+        s = self.session()
+        sid, _, _ = self.bg(s, "echo bye", pty=True)
+        self.wait_exit(s, sid)
+        for action, data in (("write", "x"), ("submit", "x")):
+            with self.subTest(action=action):
+                args = {"action": action, "session_id": sid, "data": data}
+                self.assertProcessError(s.process_call(args), ("exited", "finished", "not running"))
+
     def test_stdin_actions_need_pty(self):
         s = self.session()
         sid, _, _ = self.bg(s, "sleep 100")
@@ -822,6 +882,11 @@ class EnvironmentTests(ProcessTest):
         self.assertEqual(mine[0]["cwd"], os.path.join(s.cwd, "ta"))
         self.assertEqual(s.process("list", task_id="b")["processes"], [])
         self.assertEqual(s.process("list")["processes"], [])
+        for action in ("poll", "kill", "log"):
+            with self.subTest(action=action):
+                self.assertProcessError(s.process_call({"action": action, "session_id": sid, "task_id": "b"}),
+                                        ("unknown", "no such", "not found"))
+        self.assertEqual(s.process("poll", session_id=sid, task_id="a")["status"], "running")
         other, _, _ = self.bg(s, "sleep 101", task_id="b")
         self.assertEqual([p["session_id"] for p in s.process("list", task_id="b")["processes"]], [other])
         self.assertEqual([p["session_id"] for p in s.process("list", task_id="a")["processes"]], [sid])
@@ -936,10 +1001,11 @@ class CrashTests(ProcessTest):
         r = s2.wait_response(rid, 10)
         dt = time.monotonic() - t0
         sc = r["result"]["structuredContent"]
-        self.assertEqual((sc["status"], sc["exit_code"], sc["error"]), ("exited", 3, None), sc)
+        self.assertEqual((sc["status"], sc["error"]), ("exited", None), sc)
         self.assertEqual(sc["output"].rstrip("\n"), "before\nafter")
         self.assertLess(dt, 0.6, "wait on a detached process answered %.2fs after the exit" % dt)
         self.assertFalse(pid_alive(pid))
+        self.assertEqual(sc["exit_code"], 3, "exit code of a detached process that ran `exit 3`")
         sc = s2.process("poll", session_id=sid)
         self.assertEqual((sc["status"], sc["exit_code"]), ("exited", 3), sc)
 
