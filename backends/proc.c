@@ -233,6 +233,7 @@ void sw_proc_reap(void)
 struct pinfo {
     pid_t pid, ppid, pgrp, sid;
     char state;
+    char comm[17];
 };
 
 /* Reads every /proc/<pid>/stat. The comm field may hold spaces and ')', so parse after
@@ -255,8 +256,11 @@ static size_t scan_procs(struct pinfo **out)
         if (r <= 0) continue;
         buf[r] = '\0';
         char *rp = strrchr(buf, ')');
-        if (!rp) continue;
+        char *lp = strchr(buf, '(');
+        if (!rp || !lp || lp > rp) continue;
         struct pinfo pi = {.pid = atoi(buf)};
+        size_t cl = (size_t)(rp - lp - 1) < sizeof pi.comm - 1 ? (size_t)(rp - lp - 1) : sizeof pi.comm - 1;
+        memcpy(pi.comm, lp + 1, cl);
         int ppid, pgrp, sid;
         if (sscanf(rp + 1, " %c %d %d %d", &pi.state, &ppid, &pgrp, &sid) != 4) continue;
         pi.ppid = ppid; pi.pgrp = pgrp; pi.sid = sid;
@@ -336,32 +340,59 @@ void sw_proc_kill_tree(pid_t root)
     if (root > 1) kill_tree(root);
 }
 
+/* A process already sent SIGTERM, as (pid, command name): one that exec'd since has a
+ * new name and gets it again, because a signal caught by the pre-exec copy of a shell is
+ * lost in the exec. */
+typedef struct termed { pid_t pid; char comm[17]; } termed;
+
+/* Sends SIGTERM to the selected processes not in *done yet, and records them there. */
+static void term_new(const struct pinfo *v, size_t n, const bool *sel, termed **done,
+                     size_t *ndone)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!sel[i] || v[i].state == 'Z') continue;
+        bool seen = false;
+        for (size_t j = 0; j < *ndone && !seen; j++)
+            seen = (*done)[j].pid == v[i].pid && !strcmp((*done)[j].comm, v[i].comm);
+        if (seen) continue;
+        kill(v[i].pid, SIGTERM);
+        kill(v[i].pid, SIGCONT);   /* a stopped process cannot act on SIGTERM */
+        *done = sw_xrealloc(*done, (*ndone + 1) * sizeof **done);
+        (*done)[*ndone].pid = v[i].pid;
+        memcpy((*done)[*ndone].comm, v[i].comm, sizeof v[i].comm);
+        (*ndone)++;
+    }
+}
+
 size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max)
 {
     if (root <= 1) return 0;
-    struct pinfo *v;
-    size_t n = scan_procs(&v);
-    bool *sel = sw_xcalloc(n ? n : 1, sizeof *sel);
-    select_tree(v, n, root, sel);
-    signal_selected(v, n, sel, SIGTERM);
-    signal_selected(v, n, sel, SIGCONT);   /* a stopped process cannot act on SIGTERM */
-    free(v);
-    free(sel);
+    termed *done = NULL;
+    size_t ndone = 0;
     /* The grace period: processes that are not our children give no exit event, so look
-     * again every 20 ms, for at most grace_ms. */
-    for (int waited = 0; waited < grace_ms; waited += 20) {
-        n = scan_procs(&v);
-        sel = sw_xcalloc(n ? n : 1, sizeof *sel);
+     * again every 20 ms, for at most grace_ms. Each look also sends SIGTERM to members
+     * that appeared since (a child forked just as the first signal went out). */
+    for (int waited = 0;; waited += 20) {
+        struct pinfo *v;
+        size_t n = scan_procs(&v);
+        bool *sel = sw_xcalloc(n ? n : 1, sizeof *sel);
         size_t live = select_tree(v, n, root, sel);
+        term_new(v, n, sel, &done, &ndone);
         free(v);
         free(sel);
-        if (live == 0) return 0;
+        if (live == 0) {
+            free(done);
+            return 0;
+        }
+        if (waited >= grace_ms) break;
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
+    free(done);
     kill_tree(root);
-    n = scan_procs(&v);
-    sel = sw_xcalloc(n ? n : 1, sizeof *sel);
+    struct pinfo *v;
+    size_t n = scan_procs(&v);
+    bool *sel = sw_xcalloc(n ? n : 1, sizeof *sel);
     size_t left = 0;
     select_tree(v, n, root, sel);
     for (size_t i = 0; i < n; i++)

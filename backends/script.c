@@ -129,13 +129,13 @@ char *sw_script_background(const char *command, const char *cwd, const char *sna
     char *ex = sw_shell_quote(exit_path);
     char *t = term ? sw_shell_quote(term) : NULL;
     char *tset = t ? sw_printf("export TERM=%s; ", t) : sw_strdup("");
+    /* The EXIT trap records the status however the shell ends: normally, through an
+     * `exit` inside the command, or after a failed cd (not when killed by a signal). */
     char *s = sw_printf(
-        "%s%ssource %s >/dev/null 2>&1; %sexport PAGER=cat GIT_PAGER=cat; "
-        "builtin cd -- %s || { builtin printf '126\\n' >%s; exit 126; }; eval %s\n"
-        "__sw_ec=$?\n"
-        "builtin printf '%%s\\n' \"$__sw_ec\" >%s\n"
-        "exit $__sw_ec\n",
-        prologue ? prologue : "", prologue ? "; " : "", snap, tset, dir, ex, cmd, ex);
+        "%s%strap 'builtin printf \"%%s\\n\" \"$?\" >%s' EXIT; "
+        "source %s >/dev/null 2>&1; %sexport PAGER=cat GIT_PAGER=cat; "
+        "builtin cd -- %s || exit 126; eval %s\n",
+        prologue ? prologue : "", prologue ? "; " : "", ex, snap, tset, dir, cmd);
     free(snap);
     free(dir);
     free(cmd);
