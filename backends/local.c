@@ -535,6 +535,7 @@ static void local_close(sw_backend *b)
 }
 
 const char *sw_local_bash(sw_backend *b) { return b->bash; }
+void sw_local_settle(sw_backend *b) { settle(b); }
 const char *sw_local_snapshot(sw_backend *b) { return b->snapshot; }
 
 const sw_backend_ops sw_local_ops = {

@@ -6,6 +6,8 @@
 
 const char *sw_local_bash(sw_backend *b);
 const char *sw_local_snapshot(sw_backend *b);
+/* Publishes the state of answered commands before anything else reads the snapshot. */
+void sw_local_settle(sw_backend *b);
 
 int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_info *info,
                       char *err, size_t errlen);

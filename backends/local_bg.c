@@ -54,6 +54,7 @@ int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_in
     int scr[2] = {-1, -1}, logfd = -1, master = -1;
     char slave[128];
     sw_bg *p = NULL;
+    sw_local_settle(b);   /* the state of the commands before this one */
     if (req->pty) {
         if (open_pty(&master, slave, sizeof slave, err, errlen) < 0) return SW_BE_ERROR;
     } else {

@@ -261,6 +261,7 @@ static void watch_entry(entry *e)
         if (epoll_ctl(ep, EPOLL_CTL_ADD, e->pty_fd, &ev) < 0) e->pty_fd = -1;
     } else if (e->log_fd >= 0) {
         e->wd = inotify_add_watch(ino, e->log_path, IN_MODIFY);
+        read_log(e);   /* what it wrote before the watch existed */
     }
 }
 

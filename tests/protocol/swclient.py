@@ -11,6 +11,10 @@ surrogates, neither a response nor a notification, ...).
 started, fails the test if a stdout line was malformed, and fails it if any process carrying
 the test's tag is still alive afterwards (such processes are then SIGKILLed by pid).
 
+`Server.process()` / `process_call()` drive the `process` tool (results checked by
+`check_process_result`), `Server.background()` starts a background command; `proc_stat`,
+`pid_alive` and `cpu_ticks` read /proc.
+
 `main()` runs a test module with a counting result and prints "N passed, M failed" last.
 """
 
@@ -550,6 +554,45 @@ def check_process_result(result):
     want = isinstance(err, str) and err != ""
     if result.get("isError") is not want:
         raise AssertionError("isError is %r but error is %r" % (result.get("isError"), err))
+    for k, v in sc.items():                # the types schema/process.json declares
+        kinds = _PROCESS_KEY_TYPES.get(k)
+        if kinds and not _is_kind(v, kinds):
+            raise AssertionError("process result key %r has the wrong type: %r" % (k, v))
+    for k in ("survivors",):
+        if k in sc and not all(_is_kind(x, ("int",)) for x in sc[k]):
+            raise AssertionError("%s holds non-integers: %r" % (k, sc[k]))
+    for p in sc.get("processes", ()):
+        if not isinstance(p, dict):
+            raise AssertionError("a processes entry is not an object: %r" % (p,))
+        for k, v in p.items():
+            kinds = _PROCESS_KEY_TYPES.get(k)
+            if kinds and not _is_kind(v, kinds):
+                raise AssertionError("processes entry key %r has the wrong type: %r" % (k, v))
+
+
+_PROCESS_KEY_TYPES = {
+    "status": ("str",), "session_id": ("str",), "pid": ("int", "null"), "command": ("str",),
+    "cwd": ("str",), "started_at": ("str",),
+    "exit_code": ("int", "null"), "uptime_seconds": ("int",), "output": ("str",),
+    "output_preview": ("str",), "total_lines": ("int",), "showing": ("str",),
+    "process_running": ("bool",), "timeout_note": ("str",), "survivors": ("list",),
+    "processes": ("list",), "bytes_written": ("int",),
+}
+
+
+def _is_kind(v, kinds):
+    for k in kinds:
+        if k == "null" and v is None:
+            return True
+        if k == "bool" and isinstance(v, bool):
+            return True
+        if k == "int" and isinstance(v, int) and not isinstance(v, bool):
+            return True
+        if k == "str" and isinstance(v, str):
+            return True
+        if k == "list" and isinstance(v, list):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------- test base

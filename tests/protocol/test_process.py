@@ -30,10 +30,6 @@ BUFFER = 200000
 STARTED = "Background process started"
 
 
-def shq(s):
-    return "'" + s.replace("'", "'\\''") + "'"
-
-
 def cmd_has(*words):
     """Process predicate: the command line contains one of `words` (e.g. "sleep 105")."""
     return lambda p: any(w in " ".join(p.cmdline) for w in words)
@@ -175,7 +171,14 @@ class StartTests(ProcessTest):
         call's state (the two must not race: the snapshot is written after the command)."""
         s = self.session()
         s.run("true")
-        for i in range(10):
+        # Sent back to back: the start takes its turn after the foreground call.
+        a = s.send_call({"command": "sleep 0.5; mkdir later; cd later; export ORDER=first"})
+        b = s.send_call({"command": 'echo "$PWD $ORDER"', "background": True})
+        sid = s.wait_response(b)["result"]["structuredContent"]["session_id"]
+        self.assertOk(s.wait_response(a)["result"]["structuredContent"])
+        self.assertEqual(self.wait_exit(s, sid)["output"].rstrip("\n"), os.path.join(s.cwd, "later") + " first")
+        # One after the other's answer.
+        for i in range(40):                    # the race was hit 2 to 6 times in 100
             d = "d%d" % i
             self.assertOk(s.run("mkdir %s && cd %s && export ITER=%d && fn%d() { echo f%d; }" % (d, d, i, i, i)))
             sid, _, _ = self.bg(s, 'echo "${PWD##*/} [$ITER]"; fn%d' % i)
@@ -340,6 +343,18 @@ class LogTests(ProcessTest):
                 sc = self.log(s, sid, **args)
                 self.assertEqual(sc["status"], "exited", sc)
                 self.assertEqual((sc["output"], sc["total_lines"], sc["showing"]), (out, 10, showing))
+
+    def test_default_limit_is_200(self):
+        s = self.session()
+        sid, _, _ = self.bg(s, "seq 1 500")
+        self.wait_exit(s, sid)
+        for args, first, last in (({}, 301, 500), ({"offset": 0}, 1, 200), ({"offset": 450}, 451, 500),
+                                  ({"offset": 100, "limit": 300}, 101, 400), ({"limit": 500}, 1, 500)):
+            with self.subTest(args=args):
+                sc = self.log(s, sid, **args)
+                self.assertEqual((sc["output"], sc["total_lines"], sc["showing"]),
+                                 (seq_text(first, last).rstrip("\n"), 500,
+                                  "lines %d-%d of 500" % (first, last)))
 
     def test_log_while_running(self):
         s = self.session()
@@ -1049,6 +1064,7 @@ class CrashTests(ProcessTest):
         state = self.shared_state()
         s1 = self.session(env={"SHELLWIRE_STATE_DIR": state})
         sid, pid, _ = self.bg(s1, "sleep 304")
+        original_start = proc_stat(pid)["starttime"]
         hexid = sid[5:].encode()
         wait_until(lambda: self.state_files_with(state, hexid), 2)
         self.crash(s1)
@@ -1058,8 +1074,10 @@ class CrashTests(ProcessTest):
             pass
         s1.reap_leftovers()
         self.assertTrue(wait_until(lambda: not pid_alive(pid), 2))
+        time.sleep(0.05)                       # start times have a 10 ms resolution
         decoy = subprocess.Popen(["sleep", "3600"], start_new_session=True)
         self.addCleanup(lambda: (decoy.kill(), decoy.wait()))
+        self.assertNotEqual(proc_stat(decoy.pid)["starttime"], original_start, "test artifact: same tick")
         hits = []
         for p in self.state_files_with(state, hexid):
             with open(p, "rb") as f:
