@@ -181,6 +181,13 @@ static char *render(const entry *e, size_t *len_out)
     size_t len = r.text ? r.text_len : 0;
     free(r.full_output_path);
     free(r.cwd);
+    if (e->pty) {   /* a terminal ends lines with CR LF; the model wants plain lines */
+        size_t w = 0;
+        for (size_t i = 0; i < len; i++)
+            if (!(text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')) text[w++] = text[i];
+        text[w] = '\0';
+        len = w;
+    }
     /* Keep the last BUFFER_CHARS characters. */
     size_t chars = 0, start = len;
     while (start > 0 && chars < BUFFER_CHARS) {
