@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "server/childenv.h"
 #include "server/log.h"
 #include "server/util.h"
 
@@ -66,6 +67,7 @@ static void usage(FILE *f)
     for (size_t i = 0; i < NOPTS; i++)
         fprintf(f, "  --%-24s %s\n  %-26s [%s]\n", opts[i].flag, opts[i].help, "", opts[i].env);
     fprintf(f, "  --%-24s %s\n", "print-tools", "print the advertised tool list as JSON and exit");
+    fprintf(f, "  --%-24s %s\n", "check", "check the backend works, print the configuration, and exit");
     fprintf(f, "  --%-24s %s\n", "help", "show this help");
     fprintf(f, "  --%-24s %s\n", "version", "print the version");
 }
@@ -178,6 +180,7 @@ int sw_config_load(sw_config *cfg, int argc, char **argv)
             return SW_CONFIG_EXIT_OK;
         }
         if (!strcmp(arg, "--print-tools")) { cfg->print_tools = 1; continue; }
+        if (!strcmp(arg, "--check")) { cfg->check = 1; continue; }
         if (strncmp(arg, "--", 2) != 0) {
             fprintf(stderr, "shellwire: unexpected argument '%s' (see --help)\n", arg);
             return SW_CONFIG_EXIT_ERR;
@@ -199,8 +202,24 @@ int sw_config_load(sw_config *cfg, int argc, char **argv)
         char src[64];
         snprintf(src, sizeof src, "--%s", o->flag);
         if (set_value(cfg, o, val, src) < 0) return SW_CONFIG_EXIT_ERR;
+        cfg->from_flag |= 1UL << (o - opts);
     }
     return finish(cfg) < 0 ? SW_CONFIG_EXIT_ERR : SW_CONFIG_RUN;
+}
+
+void sw_config_print(const sw_config *cfg, FILE *f)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const struct opt *o = &opts[i];
+        const char *src = cfg->from_flag & (1UL << i) ? "flag" : getenv(o->env) ? "environment" : "default";
+        if (o->kind == K_STR) {
+            const char *v = *(char *const *)((const char *)cfg + o->off);
+            bool secret = sw_childenv_is_secret(o->env, strlen(o->env));
+            fprintf(f, "  %-32s %s  (%s)\n", o->env, secret ? "***" : v && *v ? v : "(empty)", src);
+        } else {
+            fprintf(f, "  %-32s %ld  (%s)\n", o->env, *(const long *)((const char *)cfg + o->off), src);
+        }
+    }
 }
 
 void sw_config_free(sw_config *cfg)

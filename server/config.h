@@ -5,6 +5,7 @@
 #define SW_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 typedef struct sw_config {
     char *backend;              /* TERMINAL_ENV */
@@ -20,6 +21,8 @@ typedef struct sw_config {
     char *log_level;            /* SHELLWIRE_LOG_LEVEL */
     char *pass_env;             /* SHELLWIRE_PASS_ENV: comma-separated names */
     int print_tools;            /* --print-tools */
+    int check;                  /* --check */
+    unsigned long from_flag;    /* bit i: option i was given on the command line */
 } sw_config;
 
 enum { SW_CONFIG_RUN = 0, SW_CONFIG_EXIT_OK = 1, SW_CONFIG_EXIT_ERR = 2 };
@@ -28,5 +31,7 @@ enum { SW_CONFIG_RUN = 0, SW_CONFIG_EXIT_OK = 1, SW_CONFIG_EXIT_ERR = 2 };
  * printing --help/--version, or SW_CONFIG_EXIT_ERR after printing an error to stderr. */
 int sw_config_load(sw_config *cfg, int argc, char **argv);
 void sw_config_free(sw_config *cfg);
+/* Prints every setting with its value and where it came from; secrets are masked. */
+void sw_config_print(const sw_config *cfg, FILE *f);
 
 #endif

@@ -80,6 +80,56 @@ static int print_tools(void)
     return 0;
 }
 
+/* --check: open the configured backend for real and run a command in it, without
+ * serving. One line per requirement; exit status 1 if any fails. */
+static int run_check(const sw_config *cfg, char **child_env)
+{
+    int failures = 0;
+    printf("shellwire %s: checking the %s backend\n\nconfiguration:\n", SW_VERSION, cfg->backend);
+    sw_config_print(cfg, stdout);
+    printf("\n");
+    char *probe = sw_printf("%s/.check-%ld", cfg->state_dir, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        printf("FAIL state directory %s is not writable: %s\n", cfg->state_dir, strerror(errno));
+        failures++;
+    } else {
+        close(fd);
+        unlink(probe);
+        printf("ok   state directory %s is writable\n", cfg->state_dir);
+    }
+    free(probe);
+    const sw_backend_ops *ops = sw_backend_find(cfg->backend);
+    sw_open_opts o = {
+        .task_id = "check", .state_dir = runtime_dir, .marker_id = "0123456789abcdef",
+        .cwd = cfg->cwd, .child_env = child_env, .connect_timeout_ms = 15000,
+    };
+    sw_backend *b = NULL;
+    char err[512] = "";
+    if (ops->open(&o, &b, err, sizeof err) != SW_BE_OK) {
+        printf("FAIL the %s backend cannot be opened: %s\n", cfg->backend, err);
+        return 1;
+    }
+    printf("ok   the %s backend opened\n", cfg->backend);
+    if (ops->health && ops->health(b, err, sizeof err) != 0) {
+        printf("FAIL health check: %s\n", err);
+        failures++;
+    }
+    sw_run_req rq = {.command = "true", .cwd = cfg->cwd, .timeout_ms = 15000};
+    sw_run_res rs = {0};
+    int rc = ops->run(b, &rq, &rs);
+    if (rc != SW_BE_OK || rs.exit_code != 0) {
+        printf("FAIL a test command did not run (exit %d%s%s)\n", rs.exit_code,
+               rc != SW_BE_OK ? ": " : "", rc != SW_BE_OK ? rs.error : "");
+        failures++;
+    } else {
+        printf("ok   a test command ran in %s\n", cfg->cwd);
+    }
+    ops->close(b);
+    printf("\n%s\n", failures ? "some checks failed" : "all checks passed");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     ensure_std_fds();
@@ -121,6 +171,12 @@ int main(int argc, char **argv)
         return 1;
     }
     char **child_env = sw_childenv_build(environ, cfg.pass_env);
+    if (cfg.check) {
+        int crc = run_check(&cfg, child_env);
+        sw_proc_shutdown();
+        sw_rm_rf(runtime_dir);
+        return crc;
+    }
     if (sw_env_init(&cfg, sw_backend_find(cfg.backend), runtime_dir, child_env) < 0) {
         fprintf(stderr, "shellwire: cannot start the environment manager\n");
         return 1;
