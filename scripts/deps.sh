@@ -49,6 +49,9 @@ sw_deps_test() {
     if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.stamp ]; then
         (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.stamp)
     fi
+    if [ ! -d clients/node/node_modules ] || [ clients/node/package-lock.json -nt clients/node/node_modules/.stamp ]; then
+        (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.stamp)
+    fi
 }
 
 sw_build() {

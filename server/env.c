@@ -157,6 +157,22 @@ sw_env *sw_env_take_turn(const char *task_id, unsigned long *turn)
     return e;
 }
 
+sw_env *sw_env_peek_turn(const char *task_id, unsigned long *next)
+{
+    pthread_mutex_lock(&mu);
+    sw_env *e = find_or_add(task_id);
+    *next = e->next_turn;
+    pthread_mutex_unlock(&mu);
+    return e;
+}
+
+void sw_env_wait_before(sw_env *e, unsigned long turn, sw_cancel *cancel)
+{
+    pthread_mutex_lock(&mu);
+    wait_turn(e, turn, cancel);
+    pthread_mutex_unlock(&mu);
+}
+
 int sw_env_acquire(sw_env *e, unsigned long turn, sw_cancel *cancel, int *status, char *err,
                    size_t errlen)
 {

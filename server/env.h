@@ -20,6 +20,11 @@ int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *run
  * Called when a call arrives, on the reader thread, so turns follow arrival order.
  * Every turn taken must be ended with sw_env_end_turn. */
 sw_env *sw_env_take_turn(const char *task_id, unsigned long *turn);
+/* For calls that read an environment's state without changing it (the process tool):
+ * the entry of task_id and the turn number the next call would get, without taking it. */
+sw_env *sw_env_peek_turn(const char *task_id, unsigned long *next);
+/* Waits until no turn before `turn` is running (bounded like sw_env_acquire). */
+void sw_env_wait_before(sw_env *e, unsigned long turn, sw_cancel *cancel);
 /* Opens the environment if needed and marks it busy, then waits until every earlier
  * turn has ended, but at most SHELLWIRE_ORDER_WAIT seconds (after which the call runs
  * alongside them) or until `cancel` fires (the caller checks). On failure returns -1,

@@ -202,9 +202,14 @@ static char *render(const entry *e, size_t *len_out)
     return text;
 }
 
-/* The last `chars` characters of s (a pointer into s). */
-static const char *tail_chars(const char *s, size_t len, size_t chars)
+/* The last `chars` characters of s, without trailing whitespace (a pointer into s, which
+ * is cut at the end of that text). */
+static const char *tail_chars(char *s, size_t len, size_t chars)
 {
+    while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
+                       s[len - 1] == '\t'))
+        len--;
+    s[len] = '\0';
     size_t n = 0, i = len;
     while (i > 0 && n < chars) {
         i--;

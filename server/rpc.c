@@ -230,7 +230,8 @@ static bool handle_object(json_t *msg, sw_batch *batch, size_t slot)
 
     sw_req *r = sw_xcalloc(1, sizeof *r);
     r->msg = json_incref(msg);
-    r->id = json_incref(valid_id(id) && !problem ? id : json_null());
+    /* An id that can be read is echoed even when the rest of the request is invalid. */
+    r->id = json_incref(valid_id(id) ? id : json_null());
     r->batch = batch;
     r->slot = slot;
     sw_cancel_init(&r->cancel);

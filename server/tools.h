@@ -21,6 +21,7 @@ void sw_terminal_arrive(sw_req *r, json_t *args);
 
 /* The process tool (server/tools_process.c). */
 json_t *sw_process_call(sw_req *r, json_t *args);
+void sw_process_arrive(sw_req *r, json_t *args);
 
 /* The error envelope every tool uses for a failed call (status "error" unless given). */
 json_t *sw_tool_error(const char *status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -23,7 +23,7 @@ static char *spill_dir;
 
 static const sw_tool tool_list[] = {
     {sw_schema_terminal, sw_terminal_call, sw_terminal_arrive},
-    {sw_schema_process, sw_process_call, NULL},
+    {sw_schema_process, sw_process_call, sw_process_arrive},
 };
 
 const sw_tool *sw_tools_all(size_t *n)

@@ -323,7 +323,82 @@ test('7. cancellation through AbortSignal kills the command', { timeout: TEST_TI
     assert.deepEqual(late.map(String), [], 'server answered a cancelled request');
   }));
 
-test('8. client.close() ends the server process', { timeout: TEST_TIMEOUT },
+function processTool(args) {
+  return needClient().callTool({ name: 'process', arguments: args }, undefined, { timeout: 30_000 });
+}
+
+test('8. background process lifecycle: list, poll, wait, log, kill', { timeout: TEST_TIMEOUT },
+  withServerLog(async () => {
+    // listTools ran in test 2, so every callTool below also checks structuredContent against
+    // the process tool's outputSchema (the SDK throws when it does not match).
+    assert.ok(toolsSeen, 'tools/list test did not run, outputSchema validation would be skipped');
+    const command = 'for i in 1 2 3; do echo tick$i; sleep 0.2; done';
+    const started = envelope(await terminal({ command, background: true }));
+    assert.equal(started.error, null, JSON.stringify(started));
+    assert.match(started.session_id, /^proc_[0-9a-f]{12}$/);
+    assert.ok(Number.isInteger(started.pid) && started.pid > 0, `no pid: ${JSON.stringify(started)}`);
+    const id = started.session_id;
+
+    const listed = envelope(await processTool({ action: 'list' }));
+    assert.equal(listed.error, null);
+    assert.ok(Array.isArray(listed.processes), `no processes array: ${JSON.stringify(listed)}`);
+    const entry = listed.processes.find((p) => p.session_id === id);
+    assert.ok(entry, `${id} not in the list: ${JSON.stringify(listed)}`);
+    assert.equal(entry.command, command);
+    assert.equal(entry.pid, started.pid);
+    assert.ok(['running', 'exited'].includes(entry.status), `status ${entry.status}`);
+
+    const polled = envelope(await processTool({ action: 'poll', session_id: id }));
+    assert.equal(polled.error, null);
+    assert.equal(polled.session_id, id);
+    assert.ok(['running', 'exited'].includes(polled.status), `status ${polled.status}`);
+    assert.equal(typeof polled.output_preview, 'string');
+
+    const waited = envelope(await processTool({ action: 'wait', session_id: id, timeout: 10 }));
+    assert.equal(waited.error, null, JSON.stringify(waited));
+    assert.equal(waited.status, 'exited');
+    assert.equal(waited.exit_code, 0);
+    assert.match(waited.output, /tick3/);
+
+    const log = envelope(await processTool({ action: 'log', session_id: id }));
+    assert.equal(log.error, null);
+    assert.equal(log.total_lines, 3);
+    assert.deepEqual(log.output.split('\n').filter(Boolean), ['tick1', 'tick2', 'tick3']);
+    assert.equal(typeof log.showing, 'string');
+    const page = envelope(await processTool({ action: 'log', session_id: id, offset: 1, limit: 1 }));
+    assert.equal(page.output.trim(), 'tick2');
+    assert.equal(page.total_lines, 3);
+
+    // After exit, poll reports the exit code; a unique prefix of the id works too.
+    const done = envelope(await processTool({ action: 'poll', session_id: id.slice(0, 9) }));
+    assert.equal(done.session_id, id);
+    assert.equal(done.status, 'exited');
+    assert.equal(done.exit_code, 0);
+    assert.match(done.output_preview, /tick3/);
+
+    const sleeper = envelope(await terminal({ command: 'sleep 100', background: true }));
+    assert.equal(sleeper.error, null, JSON.stringify(sleeper));
+    const running = await waitUntil(() => taggedProcesses(['sleep', '100']).length > 0, 5000);
+    assert.ok(running, 'sleep 100 never showed up in /proc');
+    const stillRunning = envelope(await processTool({ action: 'poll', session_id: sleeper.session_id }));
+    assert.equal(stillRunning.status, 'running');
+    const killed = envelope(await processTool({ action: 'kill', session_id: sleeper.session_id }));
+    assert.equal(killed.error, null, JSON.stringify(killed));
+    assert.equal(killed.status, 'killed');
+    const gone = await waitUntil(() => taggedProcesses(['sleep', '100']).length === 0, 3000);
+    assert.ok(gone, `sleep 100 survived kill: pids ${taggedProcesses(['sleep', '100'])}`);
+    const afterKill = envelope(await processTool({ action: 'poll', session_id: sleeper.session_id }));
+    assert.equal(afterKill.status, 'exited');
+    assert.equal(afterKill.exit_code, -15);
+    const again = envelope(await processTool({ action: 'kill', session_id: sleeper.session_id }));
+    assert.equal(again.status, 'already_exited');
+
+    const missing = await processTool({ action: 'poll', session_id: 'proc_000000000000' });
+    assert.equal(missing.isError, true, `unknown session_id not a tool error: ${JSON.stringify(missing)}`);
+    assert.match(envelope(missing).error, /proc_000000000000/);
+  }));
+
+test('9. client.close() ends the server process', { timeout: TEST_TIMEOUT },
   withServerLog(async (t) => {
     const c = needClient();
     const pid = transport.pid;
