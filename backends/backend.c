@@ -3,7 +3,7 @@
 
 #include "backends/backend.h"
 
-static const sw_backend_ops *const all[] = {&sw_local_ops};
+static const sw_backend_ops *const all[] = {&sw_local_ops, &sw_bubblewrap_ops};
 
 const sw_backend_ops *sw_backend_find(const char *name)
 {

@@ -62,7 +62,10 @@ typedef struct sw_sink {
     void (*tick)(void *ctx);              /* about once a second; may be NULL */
 } sw_sink;
 
+struct sw_config;
+
 typedef struct sw_open_opts {
+    const struct sw_config *config;   /* the server's settings (backend-specific ones too) */
     const char *task_id;          /* environment key */
     const char *state_dir;        /* private per-environment directory on the server host */
     const char *marker_id;        /* id used in the wrapper's cwd marker */
@@ -150,6 +153,7 @@ typedef struct sw_backend_ops {
 } sw_backend_ops;
 
 extern const sw_backend_ops sw_local_ops;
+extern const sw_backend_ops sw_bubblewrap_ops;
 
 /* The ops for a TERMINAL_ENV value, or NULL when unknown or not built in. */
 const sw_backend_ops *sw_backend_find(const char *name);

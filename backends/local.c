@@ -58,6 +58,7 @@ struct sw_backend {
     char *bash;
     char **env;         /* the server's environment for commands (first snapshot only) */
     char *preload;      /* the spare's program: load the snapshot, then wait for a script */
+    char **wrap;        /* argv prefix every shell runs under (a sandbox), or NULL; owned */
     shell spare;
     bool have_spare;
     pthread_t maker;       /* starts spare shells, so no call waits for posix_spawn */
@@ -107,8 +108,9 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
     }
     /* A bigger pipe means fewer wake-ups when a command prints a lot. */
     fcntl(out[1], F_SETPIPE_SZ, 1024 * 1024);
-    char *argv_login[] = {"bash", "-l", "-c", ". /dev/fd/3", NULL};
-    char *argv_plain[] = {"bash", "-c", b->preload, NULL};
+    char *argv_login[] = {b->bash, "-l", "-c", ". /dev/fd/3", NULL};
+    char *argv_plain[] = {b->bash, "-c", b->preload, NULL};
+    char **argv = sw_local_argv(b, login ? argv_login : argv_plain);
     pthread_mutex_lock(&b->mu);
     sh->gen = b->gen;
     pthread_mutex_unlock(&b->mu);
@@ -116,10 +118,11 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
      * snapshot alone decides what is exported, so an `unset` sticks. */
     static char *no_env[] = {NULL};
     sw_spawn sp = {
-        .path = b->bash, .argv = login ? argv_login : argv_plain, .envp = login ? b->env : no_env,
+        .path = argv[0], .argv = argv, .envp = login ? b->env : no_env,
         .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd3 = scr[0], .fd4 = st[1],
     };
     sh->child = sw_proc_spawn(&sp, err, errlen);
+    free(argv);
     if (!sh->child) goto fail;
     close(out[1]);
     close(scr[0]);
@@ -379,7 +382,7 @@ static void settle(sw_backend *b)
     pthread_mutex_unlock(&b->settle_mu);
 }
 
-static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
+int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 {
     settle(b);   /* earlier commands' state first */
     shell sh;
@@ -417,7 +420,7 @@ static int local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
     return SW_BE_OK;
 }
 
-static void local_prepare(sw_backend *b)
+void sw_local_prepare(sw_backend *b)
 {
     settle(b);
     request_spare(b);
@@ -460,11 +463,28 @@ static void capture_snapshot(sw_backend *b)
     free(tmp);
 }
 
-static void local_close(sw_backend *b);
+
+char **sw_local_argv(sw_backend *b, char *const *tail)
+{
+    size_t nw = 0, nt = 0;
+    while (b->wrap && b->wrap[nw]) nw++;
+    while (tail[nt]) nt++;
+    char **v = sw_xcalloc(nw + nt + 1, sizeof *v);
+    for (size_t i = 0; i < nw; i++) v[i] = b->wrap[i];
+    for (size_t i = 0; i < nt; i++) v[nw + i] = tail[i];
+    return v;
+}
 
 static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t errlen)
 {
+    return sw_local_open_wrapped(o, NULL, out, err, errlen);
+}
+
+int sw_local_open_wrapped(const sw_open_opts *o, char **wrap, sw_backend **out, char *err,
+                          size_t errlen)
+{
     sw_backend *b = sw_xcalloc(1, sizeof *b);
+    b->wrap = wrap;
     pthread_mutex_init(&b->mu, NULL);
     pthread_mutex_init(&b->settle_mu, NULL);
     pthread_cond_init(&b->maker_cv, NULL);
@@ -481,18 +501,18 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
     for (size_t i = 0; i < n; i++) b->env[i] = sw_strdup(o->child_env[i]);
     if (sw_mkdir_p(b->dir, 0700) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", b->dir, strerror(errno));
-        local_close(b);
+        sw_local_close(b);
         return SW_BE_ERROR;
     }
     if (access(b->bash, X_OK) < 0) {
         snprintf(err, errlen, "bash not found (looked in PATH, /usr/bin, /bin)");
-        local_close(b);
+        sw_local_close(b);
         return SW_BE_ERROR;
     }
     if (access(b->snapshot, R_OK) < 0) capture_snapshot(b);
     if (pthread_create(&b->maker, NULL, maker_main, b) != 0) {
         snprintf(err, errlen, "cannot start a thread: %s", strerror(errno));
-        local_close(b);
+        sw_local_close(b);
         return SW_BE_ERROR;
     }
     b->maker_started = true;
@@ -501,14 +521,14 @@ static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
     return SW_BE_OK;
 }
 
-static int local_health(sw_backend *b, char *err, size_t errlen)
+int sw_local_health(sw_backend *b, char *err, size_t errlen)
 {
     if (access(b->bash, X_OK) == 0) return 0;
     snprintf(err, errlen, "%s is not executable", b->bash);
     return -1;
 }
 
-static void local_close(sw_backend *b)
+void sw_local_close(sw_backend *b)
 {
     if (!b) return;
     if (b->maker_started) {
@@ -528,6 +548,8 @@ static void local_close(sw_backend *b)
     free(b->marker);
     free(b->bash);
     free(b->preload);
+    for (char **w = b->wrap; w && *w; w++) free(*w);
+    free(b->wrap);
     pthread_mutex_destroy(&b->mu);
     pthread_mutex_destroy(&b->settle_mu);
     pthread_cond_destroy(&b->maker_cv);
@@ -541,10 +563,10 @@ const char *sw_local_snapshot(sw_backend *b) { return b->snapshot; }
 const sw_backend_ops sw_local_ops = {
     .name = "local",
     .open = local_open,
-    .run = local_run,
-    .prepare = local_prepare,
-    .health = local_health,
-    .close = local_close,
+    .run = sw_local_run,
+    .prepare = sw_local_prepare,
+    .health = sw_local_health,
+    .close = sw_local_close,
     .bg_spawn = sw_local_bg_spawn,
     .bg_status = sw_local_bg_status,
     .bg_write = sw_local_bg_write,

@@ -5,9 +5,21 @@
 #include "backends/backend.h"
 
 const char *sw_local_bash(sw_backend *b);
+/* argv for running tail[] in this environment: under its sandbox prefix, if any.
+ * The array is the caller's to free (not the strings). */
+char **sw_local_argv(sw_backend *b, char *const *tail);
+/* Opens a local environment whose shells all run under `wrap` (an argv prefix such as a
+ * bwrap command line ending in "--"; taken over, NULL-terminated, strings owned). */
+int sw_local_open_wrapped(const sw_open_opts *o, char **wrap, sw_backend **out, char *err,
+                          size_t errlen);
 const char *sw_local_snapshot(sw_backend *b);
 /* Publishes the state of answered commands before anything else reads the snapshot. */
 void sw_local_settle(sw_backend *b);
+
+int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res);
+void sw_local_prepare(sw_backend *b);
+int sw_local_health(sw_backend *b, char *err, size_t errlen);
+void sw_local_close(sw_backend *b);
 
 int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_info *info,
                       char *err, size_t errlen);

@@ -68,13 +68,15 @@ int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_in
         snprintf(err, errlen, "pipe: %s", strerror(errno));
         goto fail;
     }
-    char *argv[] = {"bash", "-c", ". /dev/fd/3", NULL};
+    char *tail[] = {(char *)sw_local_bash(b), "-c", ". /dev/fd/3", NULL};
+    char **argv = sw_local_argv(b, tail);
     static char *no_env[] = {NULL};   /* the snapshot decides what is exported */
     sw_spawn sp = {
-        .path = sw_local_bash(b), .argv = argv, .envp = no_env, .cwd = "/",
+        .path = argv[0], .argv = argv, .envp = no_env, .cwd = "/",
         .tty = req->pty ? slave : NULL, .fd_in = -1, .fd_out = logfd, .fd3 = scr[0], .fd4 = -1,
     };
     sw_child *child = sw_proc_spawn(&sp, err, errlen);
+    free(argv);
     if (!child) goto fail;
     close(scr[0]);
     scr[0] = -1;

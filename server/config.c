@@ -51,6 +51,8 @@ static const struct opt opts[] = {
      "stderr log level: debug, info, notice, warning (default), error, off"},
     {"pass-env", "SHELLWIRE_PASS_ENV", K_STR, OFF(pass_env), 0, 0,
      "comma-separated variable names passed to commands even if they look like secrets"},
+    {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
+     "bubblewrap backend: restricted, workspace (default) or network"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -113,6 +115,7 @@ static void defaults(sw_config *cfg)
     cfg->order_wait_s = 10;
     cfg->log_level = sw_strdup("warning");
     cfg->pass_env = sw_strdup("");
+    cfg->bwrap_profile = sw_strdup("workspace");
 }
 
 static int finish(sw_config *cfg)
@@ -130,6 +133,13 @@ static int finish(sw_config *cfg)
     if (!sw_backend_find(cfg->backend)) {
         fprintf(stderr, "shellwire: TERMINAL_ENV/--backend: the '%s' backend is not available "
                         "in this build yet; use 'local'\n", cfg->backend);
+        return -1;
+    }
+    if (strcmp(cfg->bwrap_profile, "restricted") && strcmp(cfg->bwrap_profile, "workspace") &&
+        strcmp(cfg->bwrap_profile, "network")) {
+        fprintf(stderr, "shellwire: TERMINAL_BUBBLEWRAP_PROFILE/--bubblewrap-profile: unknown "
+                        "profile '%s' (expected restricted, workspace or network)\n",
+                cfg->bwrap_profile);
         return -1;
     }
     if (sw_log_parse_level(cfg->log_level) < 0) {

@@ -20,6 +20,7 @@ typedef struct sw_config {
     char *state_dir;            /* SHELLWIRE_STATE_DIR */
     char *log_level;            /* SHELLWIRE_LOG_LEVEL */
     char *pass_env;             /* SHELLWIRE_PASS_ENV: comma-separated names */
+    char *bwrap_profile;        /* TERMINAL_BUBBLEWRAP_PROFILE */
     int print_tools;            /* --print-tools */
     int check;                  /* --check */
     unsigned long from_flag;    /* bit i: option i was given on the command line */

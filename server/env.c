@@ -40,6 +40,7 @@ static const sw_backend_ops *g_ops;
 static char *g_runtime, *g_default_cwd;
 static char **g_child_env;
 static int64_t g_lifetime_ms;
+static const sw_config *g_cfg;
 static int64_t g_order_wait_ms;
 static int g_connect_timeout_ms = 30000;
 static bool g_stopping;
@@ -72,6 +73,7 @@ int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *run
                 char **child_env)
 {
     g_ops = ops;
+    g_cfg = cfg;
     g_runtime = sw_strdup(runtime_dir);
     g_default_cwd = sw_strdup(cfg->cwd);
     g_child_env = child_env;
@@ -183,7 +185,7 @@ int sw_env_acquire(sw_env *e, unsigned long turn, sw_cancel *cancel, int *status
         e->state = OPENING;
         pthread_mutex_unlock(&mu);
         sw_open_opts o = {
-            .task_id = e->task, .state_dir = e->dir, .marker_id = e->marker, .cwd = e->cwd,
+            .config = g_cfg, .task_id = e->task, .state_dir = e->dir, .marker_id = e->marker, .cwd = e->cwd,
             .child_env = g_child_env, .connect_timeout_ms = g_connect_timeout_ms,
         };
         sw_backend *b = NULL;

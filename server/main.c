@@ -101,7 +101,7 @@ static int run_check(const sw_config *cfg, char **child_env)
     free(probe);
     const sw_backend_ops *ops = sw_backend_find(cfg->backend);
     sw_open_opts o = {
-        .task_id = "check", .state_dir = runtime_dir, .marker_id = "0123456789abcdef",
+        .config = cfg, .task_id = "check", .state_dir = runtime_dir, .marker_id = "0123456789abcdef",
         .cwd = cfg->cwd, .child_env = child_env, .connect_timeout_ms = 15000,
     };
     sw_backend *b = NULL;
