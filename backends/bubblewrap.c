@@ -63,17 +63,24 @@ static int bwrap_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
     add3(&a, "--ro-bind", "/", "/");
     add2(&a, "--dev", "/dev");
     add2(&a, "--proc", "/proc");
-    add2(&a, "--tmpfs", "/tmp");
-    if (strcmp(profile, "restricted") != 0 && workspace[0] == '/' && strcmp(workspace, "/") != 0)
-        add3(&a, "--bind", workspace, workspace);
+    /* A private /tmp that lasts as long as the environment, shared by its calls. */
+    char *tmp = sw_printf("%s/tmp", o->state_dir);
+    sw_mkdir_p(tmp, 0700);
+    add3(&a, "--bind", tmp, "/tmp");
+    free(tmp);
+    if (workspace[0] == '/' && strcmp(workspace, "/") != 0)
+        add3(&a, strcmp(profile, "restricted") ? "--bind" : "--ro-bind", workspace, workspace);
     const char *home = getenv("HOME");
     for (size_t i = 0; home && home[0] == '/' && i < sizeof secret_paths / sizeof *secret_paths; i++) {
+        /* Hide what the path leads to: a symlinked ~/.ssh hides its target. */
         char *p = sw_printf("%s/%s", home, secret_paths[i]);
+        char *real = realpath(p, NULL);
         struct stat st;
-        if (lstat(p, &st) == 0) {
-            if (S_ISDIR(st.st_mode)) add2(&a, "--tmpfs", p);
-            else add3(&a, "--ro-bind", "/dev/null", p);
+        if (real && stat(real, &st) == 0) {
+            if (S_ISDIR(st.st_mode)) add2(&a, "--tmpfs", real);
+            else add3(&a, "--ro-bind", "/dev/null", real);
         }
+        free(real);
         free(p);
     }
     if (cfg) {

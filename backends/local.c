@@ -231,13 +231,17 @@ static void read_status(shell *sh)
     }
 }
 
+static bool started(const shell *sh) { return strncmp(sh->status, "S\n", 2) == 0; }
+
 /* The exit code reported on the status pipe, or -1 if none (yet). */
 static int reported_code(const shell *sh)
 {
-    const char *nl = memchr(sh->status, '\n', sh->status_len);
-    if (!nl || nl == sh->status) return -1;
+    if (!started(sh)) return -1;
+    const char *line = sh->status + 2;
+    const char *nl = memchr(line, '\n', sh->status_len - 2);
+    if (!nl || nl == line) return -1;
     int code = 0;
-    for (const char *p = sh->status; p < nl; p++) {
+    for (const char *p = line; p < nl; p++) {
         if (*p < '0' || *p > '9' || code > 1000) return -1;
         code = code * 10 + (*p - '0');
     }
@@ -414,6 +418,13 @@ int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
         b->finishing[b->nfinishing++] = sh;
         pthread_mutex_unlock(&b->mu);
         return SW_BE_OK;
+    }
+    if (!res->timed_out && !res->cancelled && !started(&sh)) {
+        /* The script never ran: bash (or the sandbox around it) failed to start. */
+        snprintf(res->error, sizeof res->error, "the %s did not start (exit status %d)",
+                 b->wrap ? "sandboxed shell" : "shell", res->exit_code);
+        shell_close(&sh);
+        return SW_BE_ERROR;
     }
     if (!res->timed_out && !res->cancelled) publish(b, &sh);
     shell_close(&sh);

@@ -79,7 +79,7 @@ char *sw_script_wrap(const sw_script_opts *o)
     char *s;
     if (o->status_fd > 0) {
         s = sw_printf(
-            "%s%s%s"
+            "%s%sbuiltin printf 'S\\n' >&%d; %s"
             "export PAGER=cat GIT_PAGER=cat; %seval %s %d>&-\n"
             "__sw_ec=$?\n"
             "%s"
@@ -87,9 +87,9 @@ char *sw_script_wrap(const sw_script_opts *o)
             "%s%s"
             "builtin printf 'D\\n' >&%d\n"
             "exit $__sw_ec\n",
-            o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", enter, cmd,
-            o->status_fd, marker, o->status_fd, dump ? dump : "", publish ? publish : "",
-            o->status_fd);
+            o->prologue ? o->prologue : "", o->prologue ? "; " : "", o->status_fd,
+            load ? load : "", enter, cmd, o->status_fd, marker, o->status_fd, dump ? dump : "",
+            publish ? publish : "", o->status_fd);
     } else {
         s = sw_printf(
             "%s%s%s"

@@ -29,9 +29,10 @@ typedef struct sw_script_opts {
     bool publish;               /* mv snapshot_out over snapshot inside the script */
     const char *marker_id;
     const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
-    int status_fd;              /* > 0: report "<exit code>\n" on this fd right after the
-                                   marker, and "D\n" once the state dump is written; the
-                                   command itself runs with the fd closed */
+    int status_fd;              /* > 0: report "S\n" first (the script started), then
+                                   "<exit code>\n" right after the marker, and "D\n" once
+                                   the state dump is written; the command itself runs with
+                                   the fd closed */
 } sw_script_opts;
 
 /* The script of a background process: like sw_script_wrap without state dump and marker;

@@ -323,7 +323,8 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         res = degraded(rs.error, "The backend stopped answering; this is not a problem with the "
                                  "command. Send the same call again once the backend is reachable.");
     } else if (rc < 0) {
-        res = sw_tool_error(NULL, "Could not run the command: %s", rs.error);
+        res = sw_tool_error(NULL, "Could not run the command: %s%s%s", rs.error,
+                            o.text_len ? ". It said: " : "", o.text_len ? o.text : "");
     } else {
         char *text = o.text;
         if (rs.timed_out || rs.cancelled) {
