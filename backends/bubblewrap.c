@@ -1,8 +1,9 @@
 /* backends/bubblewrap.c — the local backend with every shell inside bwrap.
  *
  * Same spare shells, wrapper, snapshot and background primitives as local; only the
- * command line of each shell changes. The sandbox: read-only root, private /dev, /proc
- * and /tmp, its own pid/ipc/uts (and, unless the profile is "network", network)
+ * command line of each shell changes. The sandbox: read-only root, private /dev and
+ * /proc, a /tmp per environment (kept between calls), its own pid/ipc/uts (and, unless
+ * the profile is "network", network)
  * namespaces, the workspace (TERMINAL_CWD) writable except in the "restricted" profile,
  * the user's credential stores and shellwire's state directory hidden (only this
  * environment's own state and the background process files stay visible), and
