@@ -16,6 +16,11 @@ echo
 build/tests/bench build/shellwire "$n"
 echo
 
+echo "## bubblewrap backend (C harness), N=$n"
+echo
+TERMINAL_ENV=bubblewrap build/tests/bench build/shellwire "$n"
+echo
+
 echo "## Same workload, one client (tests/bench/compare.mjs), N=$n"
 (cd "$peers" && npm init -y >/dev/null &&
  PUPPETEER_SKIP_DOWNLOAD=1 npm install --no-audit --no-fund --ignore-scripts --loglevel=error \
