@@ -231,9 +231,3 @@ void sw_config_print(const sw_config *cfg, FILE *f)
         }
     }
 }
-
-void sw_config_free(sw_config *cfg)
-{
-    for (size_t i = 0; i < NOPTS; i++)
-        if (opts[i].kind == K_STR) free(*(char **)((char *)cfg + opts[i].off));
-}

@@ -31,7 +31,6 @@ enum { SW_CONFIG_RUN = 0, SW_CONFIG_EXIT_OK = 1, SW_CONFIG_EXIT_ERR = 2 };
 /* Loads from the environment then argv. Returns SW_CONFIG_RUN, or SW_CONFIG_EXIT_OK after
  * printing --help/--version, or SW_CONFIG_EXIT_ERR after printing an error to stderr. */
 int sw_config_load(sw_config *cfg, int argc, char **argv);
-void sw_config_free(sw_config *cfg);
 /* Prints every setting with its value and where it came from; secrets are masked. */
 void sw_config_print(const sw_config *cfg, FILE *f);
 

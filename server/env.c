@@ -84,14 +84,7 @@ int sw_env_init(const sw_config *cfg, const sw_backend_ops *ops, const char *run
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&turn_cv, &ca);
     pthread_condattr_destroy(&ca);
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 256 * 1024);
-    int rc = pthread_create(&t, &a, reaper_main, NULL);
-    pthread_attr_destroy(&a);
-    return rc == 0 ? 0 : -1;
+    return sw_thread_detached(reaper_main, NULL, 256 * 1024);
 }
 
 static sw_env *find_or_add(const char *task)

@@ -515,14 +515,7 @@ int sw_reg_init(const sw_config *c, const sw_backend_ops *ops)
     if (head) checkpoint();
     pthread_mutex_unlock(&mu);
 
-    pthread_t t;
-    pthread_attr_t a;
-    pthread_attr_init(&a);
-    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-    pthread_attr_setstacksize(&a, 256 * 1024);
-    int rc = pthread_create(&t, &a, reactor_main, NULL);
-    pthread_attr_destroy(&a);
-    return rc == 0 ? 0 : -1;
+    return sw_thread_detached(reactor_main, NULL, 256 * 1024);
 }
 
 /* ---- starting ---------------------------------------------------------------------- */

@@ -184,13 +184,7 @@ static void submit(sw_req *r)
     else queue_head = r;
     queue_tail = r;
     if (n_idle == 0 && n_threads < max_threads) {
-        pthread_t t;
-        pthread_attr_t a;
-        pthread_attr_init(&a);
-        pthread_attr_setstacksize(&a, 512 * 1024);
-        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&t, &a, worker_main, NULL) == 0) n_threads++;
-        pthread_attr_destroy(&a);
+        if (sw_thread_detached(worker_main, NULL, 512 * 1024) == 0) n_threads++;
         if (n_threads == 0) sw_error("cannot start a worker thread");
     }
     pthread_cond_signal(&pool_cv);

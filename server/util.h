@@ -25,6 +25,8 @@ void *sw_xmalloc(size_t n);
 void *sw_xcalloc(size_t n, size_t m);
 void *sw_xrealloc(void *p, size_t n);
 int sw_set_nonblock(int fd);
+/* Starts a detached thread with the given stack size; 0 on success. */
+int sw_thread_detached(void *(*fn)(void *), void *arg, size_t stack);
 /* Single-quotes s for the shell: abc'd -> 'abc'\''d'. Caller frees. */
 char *sw_shell_quote(const char *s);
 
