@@ -51,6 +51,8 @@ static const struct opt opts[] = {
      "stderr log level: debug, info, notice, warning (default), error, off"},
     {"pass-env", "SHELLWIRE_PASS_ENV", K_STR, OFF(pass_env), 0, 0,
      "comma-separated variable names passed to commands even if they look like secrets"},
+    {"approval", "SHELLWIRE_APPROVAL", K_STR, OFF(approval), 0, 0,
+     "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
      "bubblewrap backend: restricted, workspace (default) or network"},
 };
@@ -116,6 +118,7 @@ static void defaults(sw_config *cfg)
     cfg->log_level = sw_strdup("warning");
     cfg->pass_env = sw_strdup("");
     cfg->bwrap_profile = sw_strdup("workspace");
+    cfg->approval = sw_strdup("ask");
 }
 
 static int finish(sw_config *cfg)
@@ -140,6 +143,11 @@ static int finish(sw_config *cfg)
         fprintf(stderr, "shellwire: TERMINAL_BUBBLEWRAP_PROFILE/--bubblewrap-profile: unknown "
                         "profile '%s' (expected restricted, workspace or network)\n",
                 cfg->bwrap_profile);
+        return -1;
+    }
+    if (strcmp(cfg->approval, "ask") && strcmp(cfg->approval, "deny") && strcmp(cfg->approval, "off")) {
+        fprintf(stderr, "shellwire: SHELLWIRE_APPROVAL/--approval: unknown mode '%s' (expected "
+                        "ask, deny or off)\n", cfg->approval);
         return -1;
     }
     if (sw_log_parse_level(cfg->log_level) < 0) {

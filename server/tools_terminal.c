@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "server/env.h"
+#include "server/guard.h"
 #include "server/log.h"
 #include "server/output.h"
 #include "server/registry.h"
@@ -20,6 +21,7 @@
 
 static const sw_config *cfg;
 static char *spill_dir;
+static char *allowlist_path;
 
 static const sw_tool tool_list[] = {
     {sw_schema_terminal, sw_terminal_call, sw_terminal_arrive},
@@ -141,12 +143,56 @@ static pcre2_code *compile(const char *pat)
 int sw_terminal_init(const sw_config *c)
 {
     cfg = c;
+    allowlist_path = sw_printf("%s/allowlist", c->state_dir);
+    if (sw_guard_init() < 0) return -1;
     spill_dir = sw_printf("%s/output", c->state_dir);
     re_help = compile("(?:\\s--help|\\s--version|\\s-h|\\s-V)(?:\\s|$)");
     if (!re_help) return -1;
     for (size_t i = 0; i < NGUIDES; i++)
         if (!(guides[i].re = compile(guides[i].pattern))) return -1;
     return 0;
+}
+
+/* ---- the dangerous-command guard ---------------------------------------------------- */
+
+/* True when the user listed this rule key in the allowlist file (one key per line). */
+static bool allowlisted(const char *key)
+{
+    FILE *f = fopen(allowlist_path, "re");
+    if (!f) return false;
+    char line[256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        line[strcspn(line, " \t\r\n#")] = '\0';
+        found = !strcmp(line, key);
+    }
+    fclose(f);
+    return found;
+}
+
+/* The refusal for a command the guard stops, or NULL when it may run. Sandboxed backends
+ * skip approval (the sandbox contains the damage); the hardline list applies everywhere. */
+static json_t *guard(const char *command, const sw_backend_ops *ops)
+{
+    sw_guard_hit h = sw_guard_check(command);
+    if (h.verdict == SW_GUARD_HARDLINE)
+        return sw_tool_error("blocked", "Refused: shellwire never runs this (%s; rule %s). "
+                             "It was not run. Do not try to get around this rule.",
+                             h.description, h.key);
+    if (h.verdict != SW_GUARD_APPROVAL || !strcmp(cfg->approval, "off") ||
+        !strcmp(ops->name, "bubblewrap") || allowlisted(h.key))
+        return NULL;
+    if (!strcmp(cfg->approval, "deny"))
+        return sw_tool_error("blocked", "Refused: this command needs approval (%s; rule %s) and "
+                             "approvals are switched off (SHELLWIRE_APPROVAL=deny). It was not "
+                             "run; find a safer way to reach the goal.", h.description, h.key);
+    json_t *res = sw_tool_error("pending_approval",
+                                "This command needs the user's approval (%s; rule %s), so it was "
+                                "not run. Ask the user; to allow it they can add the line \"%s\" "
+                                "to %s, or start shellwire with SHELLWIRE_APPROVAL=off.",
+                                h.description, h.key, h.key, allowlist_path);
+    json_object_set_new(res, "approval_key", json_string(h.key));
+    return res;
 }
 
 /* ---- the call ----------------------------------------------------------------------- */
@@ -264,6 +310,8 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
     const char *guide = background ? NULL : guidance(command);
     if (guide) return sw_tool_error(NULL, "%s", guide);
+    json_t *refusal = guard(command, sw_env_ops(r->tool_env));
+    if (refusal) return refusal;
 
     int st = 0;
     char err[512] = "";

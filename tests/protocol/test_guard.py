@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""The dangerous-command guard through the terminal tool (SPEC §6): hardline commands are
+refused with status "blocked" in every mode and never run; approval commands give
+"pending_approval" under SHELLWIRE_APPROVAL=ask (the default, without elicitation), are
+refused under deny and run under off or when their rule key is in the allowlist file;
+look-alikes run; background commands are guarded too; the bubblewrap backend skips
+approval but not the hardline list. The pattern table itself is covered by the C unit
+test tests/unit/test_guard.c. Standard library only."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import swclient  # noqa: E402
+
+
+class GuardTests(swclient.ServerTest):
+    def marker_cmd(self, s, prefix, name):
+        """A dangerous-looking command that would leave a file behind if it ran."""
+        path = os.path.join(s.tmp, name)
+        return "%s; touch %s" % (prefix, path), path
+
+    def test_hardline_blocked_and_not_run(self):
+        for mode in ("ask", "deny", "off"):
+            with self.subTest(mode=mode):
+                s = self.start(env={"SHELLWIRE_APPROVAL": mode})
+                path = os.path.join(s.tmp, "ran")
+                sc = s.run("touch %s; rm -rf /" % path)
+                self.assertEqual((sc["status"], sc["exit_code"]), ("blocked", -1), sc)
+                self.assertIn("rm_root", sc["error"])
+                self.assertFalse(os.path.exists(path), "a blocked command ran")
+                sc = s.run("bash -c 'reboot'", background=True)
+                self.assertEqual(sc["status"], "blocked", sc)
+
+    def test_approval_modes(self):
+        s = self.start()
+        cmd, path = self.marker_cmd(s, "git push --force origin nowhere 2>/dev/null", "ask")
+        sc = s.run(cmd)
+        self.assertEqual(sc["status"], "pending_approval", sc)
+        self.assertEqual(sc["approval_key"], "git_push_force")
+        self.assertIn("SHELLWIRE_APPROVAL=off", sc["error"])
+        self.assertIn("allowlist", sc["error"])
+        self.assertFalse(os.path.exists(path))
+
+        d = self.start(env={"SHELLWIRE_APPROVAL": "deny"})
+        cmd, path = self.marker_cmd(d, "git push --force origin nowhere 2>/dev/null", "deny")
+        sc = d.run(cmd)
+        self.assertEqual(sc["status"], "blocked", sc)
+        self.assertIn("deny", sc["error"])
+        self.assertFalse(os.path.exists(path))
+
+        o = self.start(env={"SHELLWIRE_APPROVAL": "off"})
+        cmd, path = self.marker_cmd(o, "git push --force origin nowhere 2>/dev/null", "off")
+        sc = o.run(cmd)
+        self.assertIsNone(sc["error"], sc)
+        self.assertTrue(os.path.exists(path), "approval off did not run the command")
+
+    def test_allowlist_file(self):
+        s = self.start()
+        with open(os.path.join(s.state_dir, "allowlist"), "w") as f:
+            f.write("# allowed rules\nrm_recursive\n")
+        target = os.path.join(s.tmp, "junk")
+        os.makedirs(os.path.join(target, "deep"))
+        sc = s.run("rm -r %s" % target)
+        self.assertIsNone(sc["error"], sc)
+        self.assertFalse(os.path.exists(target))
+        sc = s.run("rm -f %s" % os.path.join(s.tmp, "nothing"))      # a different rule
+        self.assertEqual(sc["status"], "pending_approval", sc)
+
+    def test_look_alikes_run(self):
+        s = self.start()
+        for cmd in ('echo "rm -rf / and git push --force are dangerous"',
+                    "grep -c 'DROP TABLE' /dev/null",
+                    "git commit -m 'reboot' --dry-run 2>/dev/null; true",
+                    "kill -0 $$", "ls /etc >/dev/null", "chmod 755 ."):
+            with self.subTest(command=cmd):
+                sc = s.run(cmd)
+                self.assertIsNone(sc["error"], sc)
+                self.assertNotIn("status", sc)
+
+    def test_bubblewrap_skips_approval_not_hardline(self):
+        home = os.path.join("/var/tmp", "swguard-%d" % os.getpid())
+        os.makedirs(home, exist_ok=True)
+        self.addCleanup(lambda: os.system("rm -rf %s" % home))
+        s = self.start(env={"TERMINAL_ENV": "bubblewrap", "TERMINAL_CWD": home})
+        os.makedirs(os.path.join(home, "build", "x"), exist_ok=True)
+        sc = s.run("rm -rf %s/build && echo gone" % home)
+        self.assertEqual((sc["error"], sc["output"]), (None, "gone"), sc)
+        sc = s.run("rm -rf /")
+        self.assertEqual(sc["status"], "blocked", sc)
+
+
+if __name__ == "__main__":
+    swclient.main()
