@@ -51,6 +51,8 @@ static const struct opt opts[] = {
      "stderr log level: debug, info, notice, warning (default), error, off"},
     {"pass-env", "SHELLWIRE_PASS_ENV", K_STR, OFF(pass_env), 0, 0,
      "comma-separated variable names passed to commands even if they look like secrets"},
+    {"redact", "SHELLWIRE_REDACT", K_INT, OFF(redact), 0, 1,
+     "1 (default) masks API keys, tokens and passwords in output; 0 shows them"},
     {"approval", "SHELLWIRE_APPROVAL", K_STR, OFF(approval), 0, 0,
      "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
@@ -119,6 +121,7 @@ static void defaults(sw_config *cfg)
     cfg->pass_env = sw_strdup("");
     cfg->bwrap_profile = sw_strdup("workspace");
     cfg->approval = sw_strdup("ask");
+    cfg->redact = 1;
 }
 
 static int finish(sw_config *cfg)

@@ -30,6 +30,7 @@
 #include "server/log.h"
 #include "server/mcp.h"
 #include "server/output.h"
+#include "server/redact.h"
 #include "server/rpc.h"
 #include "server/util.h"
 
@@ -179,6 +180,13 @@ static char *render(const entry *e, size_t *len_out)
     }
     char *text = r.text ? r.text : sw_strdup("");
     size_t len = r.text ? r.text_len : 0;
+    size_t rlen;
+    char *red = sw_redact(text, len, &rlen);
+    if (red) {
+        free(text);
+        text = red;
+        len = rlen;
+    }
     free(r.full_output_path);
     free(r.cwd);
     if (e->pty) {   /* a terminal ends lines with CR LF; the model wants plain lines */

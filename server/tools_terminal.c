@@ -15,6 +15,7 @@
 #include "server/guard.h"
 #include "server/log.h"
 #include "server/output.h"
+#include "server/redact.h"
 #include "server/registry.h"
 #include "server/tools.h"
 #include "server/util.h"
@@ -144,7 +145,7 @@ int sw_terminal_init(const sw_config *c)
 {
     cfg = c;
     allowlist_path = sw_printf("%s/allowlist", c->state_dir);
-    if (sw_guard_init() < 0) return -1;
+    if (sw_guard_init() < 0 || sw_redact_init(c->redact != 0) < 0) return -1;
     spill_dir = sw_printf("%s/output", c->state_dir);
     re_help = compile("(?:\\s--help|\\s--version|\\s-h|\\s-V)(?:\\s|$)");
     if (!re_help) return -1;
@@ -360,6 +361,14 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
     sw_out_result o;
     sw_out_finish(cc.out, &o);
     sw_out_free(cc.out);
+    size_t rlen;
+    char *red = sw_redact(o.text, o.text_len, &rlen);
+    if (red) {
+        free(o.text);
+        o.text = red;
+        o.text_len = rlen;
+    }
+    if (o.full_output_path) sw_redact_file(o.full_output_path);
 
     if (o.cwd && !workdir && rc == SW_BE_OK && strcmp(o.cwd, session_cwd) != 0)
         sw_env_set_cwd(env, o.cwd);

@@ -4,7 +4,8 @@ refused with status "blocked" in every mode and never run; approval commands giv
 "pending_approval" under SHELLWIRE_APPROVAL=ask (the default, without elicitation), are
 refused under deny and run under off or when their rule key is in the allowlist file;
 look-alikes run; background commands are guarded too; the bubblewrap backend skips
-approval but not the hardline list. The pattern table itself is covered by the C unit
+approval but not the hardline list. Also output redaction (SHELLWIRE_REDACT): token shapes
+are masked in results, saved full outputs and process logs. The pattern table itself is covered by the C unit
 test tests/unit/test_guard.c. Standard library only."""
 
 import os
@@ -88,6 +89,49 @@ class GuardTests(swclient.ServerTest):
         self.assertEqual((sc["error"], sc["output"]), (None, "gone"), sc)
         sc = s.run("rm -rf /")
         self.assertEqual(sc["status"], "blocked", sc)
+
+
+SK = "sk-" + "abcdefghijklmnopqrstuvwx"          # built here so no literal token sits in the tree
+GHP = "ghp_" + "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+class RedactTests(swclient.ServerTest):
+    def test_result_masked(self):
+        s = self.start()
+        sc = s.run("echo key=%s gh=%s short=sk-abc; echo https://bob:hunter2@example.com/x; "
+                   "printf 'Authorization: Bearer abcdef0123456789xyz\\n'" % (SK, GHP))
+        out = sc["output"]
+        self.assertIn("key=sk-abc...uvwx", out)
+        self.assertIn("gh=ghp_ab...6789", out)
+        self.assertIn("https://bob:***@example.com/x", out)
+        self.assertIn("Bearer abcdef...9xyz", out)
+        self.assertNotIn(SK, out)
+        self.assertNotIn("hunter2", out)
+        self.assertIn("short=sk-abc", out, "a word that is not a token shape was changed")
+
+    def test_private_key_block_masked(self):
+        s = self.start()
+        body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7" * 3
+        sc = s.run("printf -- '-----BEGIN PRIVATE KEY-----\\n%s\\n-----END PRIVATE KEY-----\\n'" % body)
+        self.assertNotIn(body, sc["output"])
+        self.assertIn("-----BEGIN PRIVATE KEY-----", sc["output"])
+
+    def test_redaction_off(self):
+        s = self.start(env={"SHELLWIRE_REDACT": "0"})
+        self.assertEqual(s.run("echo %s" % SK)["output"], SK)
+
+    def test_saved_output_and_process_log_masked(self):
+        s = self.start(env={"SHELLWIRE_MAX_OUTPUT_CHARS": "1000"})
+        sc = s.run("echo %s; seq 1 2000" % SK)
+        path = sc["full_output_path"]
+        with open(path) as f:
+            saved = f.read()
+        self.assertIn("sk-abc...uvwx", saved)
+        self.assertNotIn(SK, saved)
+        bg = s.run("echo %s" % SK, background=True)
+        w = s.process("wait", session_id=bg["session_id"])
+        self.assertEqual(w["output"], "sk-abc...uvwx")
+        self.assertEqual(s.process("log", session_id=bg["session_id"])["output"], "sk-abc...uvwx")
 
 
 if __name__ == "__main__":

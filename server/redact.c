@@ -1,0 +1,150 @@
+/* server/redact.c — see redact.h. Each pattern's first capture group (or the whole
+ * match when it has none) is the secret; the text around it is kept. */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "server/redact.h"
+
+#include <pcre2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "server/log.h"
+#include "server/util.h"
+
+static const char *const shapes[] = {
+    "\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})",
+    "\\b((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
+    "\\b(gh[pousr]_[A-Za-z0-9]{30,})",
+    "\\b(github_pat_[A-Za-z0-9_]{22,})",
+    "\\b(glpat-[A-Za-z0-9_-]{20,})",
+    "\\b(xox[abprs]-[A-Za-z0-9-]{10,})",
+    "\\b(xapp-[A-Za-z0-9-]{10,})",
+    "\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b",
+    "\\b(AIza[0-9A-Za-z_-]{35})",
+    "\\b(hf_[A-Za-z0-9]{30,})",
+    "\\b(npm_[A-Za-z0-9]{36})",
+    "\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})",
+    "\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})",
+    "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----",
+    "(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})",
+    "(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)",
+    "\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@",
+};
+#define NSHAPES (sizeof shapes / sizeof shapes[0])
+static pcre2_code *codes[NSHAPES];
+static bool on;
+
+int sw_redact_init(bool enabled)
+{
+    on = enabled;
+    for (size_t i = 0; i < NSHAPES; i++) {
+        int code;
+        PCRE2_SIZE off;
+        codes[i] = pcre2_compile((PCRE2_SPTR)shapes[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
+        if (!codes[i]) {
+            sw_error("redaction pattern %zu does not compile", i);
+            return -1;
+        }
+        pcre2_jit_compile(codes[i], PCRE2_JIT_COMPLETE);
+    }
+    return 0;
+}
+
+typedef struct buf { char *p; size_t n, cap; } buf;
+
+static void put(buf *b, const char *s, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        while (b->n + n + 1 > b->cap) b->cap = b->cap ? 2 * b->cap : 256;
+        b->p = sw_xrealloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+/* Appends the masked form of a secret. */
+static void mask(buf *b, const char *s, size_t n)
+{
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars < 18 || n != chars) {   /* short (or not plain ASCII): hide all of it */
+        put(b, "***", 3);
+        return;
+    }
+    put(b, s, 6);
+    put(b, "...", 3);
+    put(b, s + n - 4, 4);
+}
+
+/* One pass of one pattern; returns NULL when it did not match. */
+static char *apply(pcre2_code *re, const char *text, size_t len, size_t *outlen)
+{
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
+    buf b = {0};
+    size_t pos = 0, copied = 0;
+    bool any = false;
+    while (pos <= len && pcre2_match(re, (PCRE2_SPTR)text, len, pos, 0, md, NULL) > 0) {
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        size_t s0 = ov[0], s1 = ov[1];
+        if (pcre2_get_ovector_count(md) > 1 && ov[2] != PCRE2_UNSET) { s0 = ov[2]; s1 = ov[3]; }
+        put(&b, text + copied, s0 - copied);
+        mask(&b, text + s0, s1 - s0);
+        copied = s1;
+        any = true;
+        pos = ov[1] > pos ? ov[1] : pos + 1;
+    }
+    pcre2_match_data_free(md);
+    if (!any) { free(b.p); return NULL; }
+    put(&b, text + copied, len - copied);
+    *outlen = b.n;
+    return b.p;
+}
+
+char *sw_redact(const char *text, size_t len, size_t *outlen)
+{
+    if (!on || !text) return NULL;
+    char *cur = NULL;
+    size_t curlen = len;
+    for (size_t i = 0; i < NSHAPES; i++) {
+        if (!codes[i]) continue;
+        size_t n;
+        char *next = apply(codes[i], cur ? cur : text, curlen, &n);
+        if (next) {
+            free(cur);
+            cur = next;
+            curlen = n;
+        }
+    }
+    if (cur) *outlen = curlen;
+    return cur;
+}
+
+void sw_redact_file(const char *path)
+{
+    if (!on) return;
+    FILE *f = fopen(path, "rbe");
+    if (!f) return;
+    buf in = {0};
+    char chunk[65536];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) put(&in, chunk, r);
+    fclose(f);
+    size_t n;
+    char *out = sw_redact(in.p ? in.p : "", in.n, &n);
+    if (out) {
+        char *tmp = sw_printf("%s.tmp", path);
+        FILE *w = fopen(tmp, "wbxe");
+        if (w) {
+            chmod(tmp, 0600);
+            bool ok = fwrite(out, 1, n, w) == n;
+            if (fclose(w) == 0 && ok) rename(tmp, path);
+            else unlink(tmp);
+        }
+        free(tmp);
+        free(out);
+    }
+    free(in.p);
+}
