@@ -21,6 +21,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static const char *negotiated;          /* NULL until initialize */
 static atomic_int client_level = SW_LOG_NOTICE;
 static atomic_bool warned_fixture;
+static atomic_bool can_elicit;
 static json_t *tools_json;              /* array of tool definitions */
 static const sw_tool *tools;
 static size_t ntools;
@@ -52,6 +53,8 @@ bool sw_mcp_batches_allowed(void)
     return ok;
 }
 
+bool sw_mcp_client_can_elicit(void) { return atomic_load(&can_elicit); }
+
 bool sw_mcp_log_enabled(int level) { return level >= atomic_load(&client_level); }
 
 static void do_initialize(sw_req *r)
@@ -67,6 +70,10 @@ static void do_initialize(sw_req *r)
     pthread_mutex_lock(&mu);
     negotiated = chosen;
     pthread_mutex_unlock(&mu);
+    /* Form elicitation: "elicitation": {} (2025-06-18) or with a "form" member (2025-11-25). */
+    json_t *el = json_object_get(json_object_get(r->params, "capabilities"), "elicitation");
+    atomic_store(&can_elicit, json_is_object(el) &&
+                                  (json_object_size(el) == 0 || json_object_get(el, "form")));
     json_t *ci = json_object_get(r->params, "clientInfo");
     sw_info("client %s %s, protocol %s (asked for %s)",
             json_string_value(json_object_get(ci, "name")) ?: "?",

@@ -28,6 +28,8 @@ enum sw_route sw_mcp_request(sw_req *r);
 void sw_mcp_work(sw_req *r);
 void sw_mcp_notification(const char *method, json_t *params);
 bool sw_mcp_batches_allowed(void);
+/* Whether the client declared the elicitation capability (form mode) in initialize. */
+bool sw_mcp_client_can_elicit(void);
 /* Whether a notifications/message at this level should be sent now. */
 bool sw_mcp_log_enabled(int level);
 

@@ -143,12 +143,95 @@ void sw_rpc_notify(const char *method, json_t *params)
     json_decref(m);
 }
 
+static void wake_requests(void);
+
 void sw_rpc_cancel(const json_t *id)
 {
     pthread_mutex_lock(&pool_mu);
     for (sw_req *r = inflight; r; r = r->next)
         if (json_equal(r->id, (json_t *)id)) sw_cancel_fire(&r->cancel);
     pthread_mutex_unlock(&pool_mu);
+    wake_requests();
+}
+
+/* ---- requests from the server to the client --------------------------------------- */
+
+typedef struct pending {
+    json_t *id;
+    json_t *answer;
+    struct pending *next;
+} pending;
+
+static pthread_mutex_t pend_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pend_cv;          /* an answer arrived, or a call was cancelled */
+static pthread_once_t pend_once = PTHREAD_ONCE_INIT;
+static pending *pend_head;
+static unsigned long pend_seq;
+
+static void pend_init(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&pend_cv, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+json_t *sw_rpc_request(const char *method, json_t *params, int timeout_ms, sw_cancel *cancel)
+{
+    pthread_once(&pend_once, pend_init);
+    pending p = {0};
+    pthread_mutex_lock(&pend_mu);
+    p.id = json_sprintf("shellwire-%lu", ++pend_seq);
+    p.next = pend_head;
+    pend_head = &p;
+    pthread_mutex_unlock(&pend_mu);
+    json_t *m = json_pack("{s:s, s:O, s:s, s:o}", "jsonrpc", "2.0", "id", p.id, "method", method,
+                          "params", params);
+    write_line(m);
+    json_decref(m);
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+    pthread_mutex_lock(&pend_mu);
+    while (!p.answer && !(cancel && sw_cancel_fired(cancel)))
+        if (pthread_cond_timedwait(&pend_cv, &pend_mu, &until) == ETIMEDOUT) break;
+    for (pending **pp = &pend_head; *pp; pp = &(*pp)->next)
+        if (*pp == &p) { *pp = p.next; break; }
+    pthread_mutex_unlock(&pend_mu);
+    if (!p.answer)
+        sw_rpc_notify("notifications/cancelled",
+                      json_pack("{s:O, s:s}", "requestId", p.id, "reason", "no answer in time"));
+    json_decref(p.id);
+    return p.answer;
+}
+
+/* Hands a response from the client to the request waiting for it; false if none is. */
+static bool route_answer(json_t *msg)
+{
+    pthread_once(&pend_once, pend_init);
+    json_t *id = json_object_get(msg, "id");
+    bool found = false;
+    pthread_mutex_lock(&pend_mu);
+    for (pending *p = pend_head; p; p = p->next)
+        if (!p->answer && json_equal(p->id, id)) {
+            p->answer = json_incref(msg);
+            found = true;
+        }
+    pthread_cond_broadcast(&pend_cv);
+    pthread_mutex_unlock(&pend_mu);
+    return found;
+}
+
+/* Wakes server requests so they notice a cancellation. */
+static void wake_requests(void)
+{
+    pthread_once(&pend_once, pend_init);
+    pthread_mutex_lock(&pend_mu);
+    pthread_cond_broadcast(&pend_cv);
+    pthread_mutex_unlock(&pend_mu);
 }
 
 /* ---- worker pool ------------------------------------------------------------------- */
@@ -214,8 +297,8 @@ static bool handle_object(json_t *msg, sw_batch *batch, size_t slot)
     else if (is_request && !valid_id(id))
         problem = "Invalid Request: \"id\" must be a string or a number";
     else if (!method && (json_object_get(msg, "result") || json_object_get(msg, "error"))) {
-        /* A response to a request of ours; the server sends none yet. */
-        sw_debug("ignoring a response from the client");
+        /* A response to a request of ours (a late one is dropped). */
+        if (!route_answer(msg)) sw_debug("dropping a response nobody waits for");
         return false;
     } else if (!json_is_string(method))
         problem = "Invalid Request: \"method\" must be a string";

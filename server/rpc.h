@@ -43,6 +43,10 @@ void sw_rpc_reply(sw_req *r, json_t *result);                    /* steals resul
 void sw_rpc_error(sw_req *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sends a notification (steals params). */
 void sw_rpc_notify(const char *method, json_t *params);
+/* Sends a request to the client and waits for its answer (the whole response message,
+ * caller decrefs), at most timeout_ms or until cancel fires; then it sends
+ * notifications/cancelled for it and returns NULL. */
+json_t *sw_rpc_request(const char *method, json_t *params, int timeout_ms, sw_cancel *cancel);
 /* Fires the cancellation of the in-flight request with this id, if any. */
 void sw_rpc_cancel(const json_t *id);
 

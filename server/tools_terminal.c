@@ -6,7 +6,9 @@
  * errors, so the model sees what to fix. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,7 @@
 #include "server/env.h"
 #include "server/guard.h"
 #include "server/log.h"
+#include "server/mcp.h"
 #include "server/output.h"
 #include "server/redact.h"
 #include "server/registry.h"
@@ -171,9 +174,75 @@ static bool allowlisted(const char *key)
     return found;
 }
 
+static pthread_mutex_t session_mu = PTHREAD_MUTEX_INITIALIZER;
+static char **session_keys;     /* rules the user allowed for the rest of this session */
+static size_t nsession_keys;
+
+static bool session_allowed(const char *key)
+{
+    pthread_mutex_lock(&session_mu);
+    bool found = false;
+    for (size_t i = 0; i < nsession_keys && !found; i++) found = !strcmp(session_keys[i], key);
+    pthread_mutex_unlock(&session_mu);
+    return found;
+}
+
+static void allow_for_session(const char *key)
+{
+    pthread_mutex_lock(&session_mu);
+    session_keys = sw_xrealloc(session_keys, (nsession_keys + 1) * sizeof *session_keys);
+    session_keys[nsession_keys++] = sw_strdup(key);
+    pthread_mutex_unlock(&session_mu);
+}
+
+/* Adds a rule key to the allowlist file (rewritten whole, then renamed into place). */
+static void allow_always(const char *key)
+{
+    char *tmp = sw_printf("%s.%ld.tmp", allowlist_path, (long)getpid());
+    FILE *out = fopen(tmp, "we");
+    if (!out) { free(tmp); return; }
+    FILE *in = fopen(allowlist_path, "re");
+    if (in) {
+        char line[512];
+        while (fgets(line, sizeof line, in)) fputs(line, out);
+        fclose(in);
+    }
+    fprintf(out, "%s\n", key);
+    if (fclose(out) == 0) rename(tmp, allowlist_path);
+    else unlink(tmp);
+    free(tmp);
+}
+
+/* Asks the user through MCP elicitation. Returns "once", "session", "always", or NULL for
+ * anything else (declined, dismissed, timed out, the client failed). */
+static const char *ask_user(const sw_guard_hit *h, const char *command, sw_cancel *cancel)
+{
+    char *msg = sw_printf("The assistant wants to run a command that needs your approval "
+                          "(%s):\n\n%.2000s\n\nAllow it?", h->description, command);
+    json_t *params = json_pack(
+        "{s:s, s:{s:s, s:{s:{s:s, s:s, s:[ssss], s:[ssss]}}, s:[s]}}", "message", msg,
+        "requestedSchema", "type", "object", "properties", "decision", "type", "string",
+        "title", "Run this command?", "enum", "once", "session", "always", "deny",
+        "enumNames", "Yes, this once", "Yes, and allow this rule for the rest of the session",
+        "Yes, and always allow this rule", "No", "required", "decision");
+    free(msg);
+    json_t *ans = sw_rpc_request("elicitation/create", params, 300 * 1000, cancel);
+    const char *choice = NULL;
+    json_t *res = json_object_get(ans, "result");
+    if (json_is_string(json_object_get(res, "action")) &&
+        !strcmp(json_string_value(json_object_get(res, "action")), "accept")) {
+        const char *d = json_string_value(json_object_get(json_object_get(res, "content"), "decision"));
+        if (d && !strcmp(d, "once")) choice = "once";
+        else if (d && !strcmp(d, "session")) choice = "session";
+        else if (d && !strcmp(d, "always")) choice = "always";
+    }
+    json_decref(ans);
+    return choice;
+}
+
 /* The refusal for a command the guard stops, or NULL when it may run. Sandboxed backends
  * skip approval (the sandbox contains the damage); the hardline list applies everywhere. */
-static json_t *guard(const char *command, const sw_backend_ops *ops)
+static json_t *guard(const char *command, const sw_backend_ops *ops, sw_cancel *cancel)
 {
     sw_guard_hit h = sw_guard_check(command);
     if (h.verdict == SW_GUARD_HARDLINE)
@@ -181,12 +250,21 @@ static json_t *guard(const char *command, const sw_backend_ops *ops)
                              "It was not run. Do not try to get around this rule.",
                              h.description, h.key);
     if (h.verdict != SW_GUARD_APPROVAL || !strcmp(cfg->approval, "off") ||
-        !strcmp(ops->name, "bubblewrap") || allowlisted(h.key))
+        !strcmp(ops->name, "bubblewrap") || allowlisted(h.key) || session_allowed(h.key))
         return NULL;
     if (!strcmp(cfg->approval, "deny"))
         return sw_tool_error("blocked", "Refused: this command needs approval (%s; rule %s) and "
                              "approvals are switched off (SHELLWIRE_APPROVAL=deny). It was not "
                              "run; find a safer way to reach the goal.", h.description, h.key);
+    if (sw_mcp_client_can_elicit()) {
+        const char *choice = ask_user(&h, command, cancel);
+        if (choice && !strcmp(choice, "session")) allow_for_session(h.key);
+        if (choice && !strcmp(choice, "always")) allow_always(h.key);
+        if (choice) return NULL;
+        return sw_tool_error("blocked", "The user did not approve this command (%s; rule %s), so "
+                             "it was not run. Do not retry it; ask the user what to do instead.",
+                             h.description, h.key);
+    }
     json_t *res = sw_tool_error("pending_approval",
                                 "This command needs the user's approval (%s; rule %s), so it was "
                                 "not run. Ask the user; to allow it they can add the line \"%s\" "
@@ -311,7 +389,7 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
     const char *guide = background ? NULL : guidance(command);
     if (guide) return sw_tool_error(NULL, "%s", guide);
-    json_t *refusal = guard(command, sw_env_ops(r->tool_env));
+    json_t *refusal = guard(command, sw_env_ops(r->tool_env), &r->cancel);
     if (refusal) return refusal;
 
     int st = 0;

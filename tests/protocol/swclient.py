@@ -189,6 +189,7 @@ class Server:
         self.cv = threading.Condition()
         self.responses = {}          # id key -> [message, ...]
         self.notifications = []      # (seq, message)
+        self.requests = []           # requests the server sent to us (elicitation)
         self.arrays = []             # (seq, list) batch answers
         self.messages = []           # (seq, monotonic time, message) everything, in order
         self.bad = []                # (reason, first bytes of the line)
@@ -248,6 +249,9 @@ class Server:
             if in_batch:
                 self.bad.append(("notification inside a batch answer", json.dumps(msg)[:300].encode()))
             self.notifications.append((self.seq, msg))
+        elif "method" in msg and "id" in msg and not in_batch:
+            self.requests.append(msg)
+            self.cv.notify_all()
         elif "id" in msg and (("result" in msg) != ("error" in msg)):
             if not in_batch:
                 self.responses.setdefault(id_key(msg["id"]), []).append(msg)
@@ -356,8 +360,21 @@ class Server:
             msg["params"] = params
         self.send(msg)
 
-    def initialize(self, version="2025-06-18"):
-        r = self.request("initialize", {"protocolVersion": version, "capabilities": {},
+    def wait_request(self, method, timeout=DEFAULT_TIMEOUT):
+        """The next request the server sent us with this method (removed from the list)."""
+        end = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for i, m in enumerate(self.requests):
+                    if m.get("method") == method:
+                        return self.requests.pop(i)
+                left = end - time.monotonic()
+                if left <= 0 or self.eof:
+                    raise AssertionError("no %s request from the server within %ss" % (method, timeout))
+                self.cv.wait(left)
+
+    def initialize(self, version="2025-06-18", capabilities=None):
+        r = self.request("initialize", {"protocolVersion": version, "capabilities": capabilities or {},
                                         "clientInfo": {"name": "swtest", "version": "1"}})
         if "result" not in r:
             raise AssertionError("initialize failed: %r" % r)

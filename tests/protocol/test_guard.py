@@ -10,6 +10,7 @@ test tests/unit/test_guard.c. Standard library only."""
 
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import swclient  # noqa: E402
@@ -89,6 +90,82 @@ class GuardTests(swclient.ServerTest):
         self.assertEqual((sc["error"], sc["output"]), (None, "gone"), sc)
         sc = s.run("rm -rf /")
         self.assertEqual(sc["status"], "blocked", sc)
+
+
+class ElicitationTests(swclient.ServerTest):
+    """A client that declares elicitation is asked; its answer decides."""
+
+    def client(self):
+        s = self.start()
+        s.initialize(capabilities={"elicitation": {}})
+        return s
+
+    def ask_and_answer(self, s, command, answer):
+        rid = s.send_call({"command": command})
+        req = s.wait_request("elicitation/create")
+        p = req["params"]
+        self.assertIn(command.split(";")[0], p["message"])
+        self.assertEqual(p["requestedSchema"]["properties"]["decision"]["enum"],
+                         ["once", "session", "always", "deny"])
+        if answer is not None:
+            s.send({"jsonrpc": "2.0", "id": req["id"], "result": answer})
+        return s.wait_response(rid)["result"]["structuredContent"], req
+
+    def test_once_runs_then_asks_again(self):
+        s = self.client()
+        path = os.path.join(s.tmp, "once")
+        cmd = "git push --force origin nowhere 2>/dev/null; touch %s" % path
+        sc, _ = self.ask_and_answer(s, cmd, {"action": "accept", "content": {"decision": "once"}})
+        self.assertIsNone(sc["error"], sc)
+        self.assertTrue(os.path.exists(path))
+        os.unlink(path)
+        sc, _ = self.ask_and_answer(s, cmd, {"action": "decline"})
+        self.assertEqual(sc["status"], "blocked", sc)
+        self.assertFalse(os.path.exists(path), "a declined command ran")
+
+    def test_session_and_always(self):
+        s = self.client()
+        sc, _ = self.ask_and_answer(s, "git reset --hard 2>/dev/null; echo a",
+                                    {"action": "accept", "content": {"decision": "session"}})
+        self.assertEqual(sc["output"], "a")
+        self.assertEqual(s.run("git reset --hard 2>/dev/null; echo b")["output"], "b")
+        self.assertEqual(s.requests, [], "asked again in the same session")
+        sc, _ = self.ask_and_answer(s, "git clean -fd 2>/dev/null; echo c",
+                                    {"action": "accept", "content": {"decision": "always"}})
+        self.assertEqual(sc["output"], "c")
+        with open(os.path.join(s.state_dir, "allowlist")) as f:
+            self.assertIn("git_clean_force", f.read().split())
+
+    def test_cancel_and_error_answers_refuse(self):
+        s = self.client()
+        for answer in ({"action": "cancel"}, {"action": "accept", "content": {"decision": "deny"}},
+                       {"action": "accept", "content": {}}):
+            with self.subTest(answer=answer):
+                sc, _ = self.ask_and_answer(s, "rm -r %s/nothing-here" % s.tmp, answer)
+                self.assertEqual(sc["status"], "blocked", sc)
+        rid = s.send_call({"command": "rm -r %s/nothing" % s.tmp})
+        req = s.wait_request("elicitation/create")
+        s.send({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "no"}})
+        self.assertEqual(s.wait_response(rid)["result"]["structuredContent"]["status"], "blocked")
+
+    def test_cancelled_call_cancels_the_question(self):
+        s = self.client()
+        path = os.path.join(s.tmp, "never")
+        rid = s.send_call({"command": "rm -f x; touch %s" % path})
+        req = s.wait_request("elicitation/create")
+        s.notify("notifications/cancelled", {"requestId": rid})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if any(m.get("method") == "notifications/cancelled" and m["params"]["requestId"] == req["id"]
+                   for _, m in s.notifications):
+                break
+            time.sleep(0.05)
+        else:
+            self.fail("the elicitation was not cancelled")
+        s.send({"jsonrpc": "2.0", "id": req["id"], "result": {"action": "accept", "content": {"decision": "once"}}})
+        s.ping()
+        self.assertFalse(os.path.exists(path))
+        self.assertFalse(s.has_response(rid), "a cancelled call was answered")
 
 
 SK = "sk-" + "abcdefghijklmnopqrstuvwx"          # built here so no literal token sits in the tree
