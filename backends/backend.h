@@ -77,6 +77,8 @@ typedef struct sw_open_opts {
 typedef struct sw_run_req {
     const char *command;          /* the user's command text */
     const char *cwd;              /* directory to run in (session cwd or workdir) */
+    const char *stdin_data;       /* stdin for the command (sudo passwords), or NULL for
+                                     /dev/null; must never reach a command line */
     bool publish_state;           /* keep the env/function/alias changes of this command */
     int timeout_ms;
     sw_cancel *cancel;            /* fires on notifications/cancelled or shutdown */

@@ -54,7 +54,15 @@ char *sw_script_wrap(const sw_script_opts *o)
     char *snap = o->snapshot ? sw_shell_quote(o->snapshot) : NULL;
     char *load = snap ? sw_printf("source %s >/dev/null 2>&1; ", snap) : NULL;
     char *cwd = sw_script_quote_dir(o->cwd);
-    char *cmd = ansi_quote(o->command);
+    char *cmd;
+    if (o->stdin_data) {
+        char *q = ansi_quote(o->command), *d = ansi_quote(o->stdin_data);
+        cmd = sw_printf("%s <<< %s", q, d);
+        free(q);
+        free(d);
+    } else {
+        cmd = ansi_quote(o->command);
+    }
     char *dump = NULL, *publish = NULL;
     if (o->snapshot_out) {
         char *out = sw_shell_quote(o->snapshot_out);

@@ -29,6 +29,8 @@ typedef struct sw_script_opts {
     bool publish;               /* mv snapshot_out over snapshot inside the script */
     const char *marker_id;
     const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
+    const char *stdin_data;     /* the command's stdin instead of /dev/null (a here-string
+                                   inside the script, never on a command line); or NULL */
     int status_fd;              /* > 0: report "S\n" first (the script started), then
                                    "<exit code>\n" right after the marker, and "D\n" once
                                    the state dump is written; the command itself runs with

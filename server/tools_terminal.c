@@ -20,12 +20,14 @@
 #include "server/output.h"
 #include "server/redact.h"
 #include "server/registry.h"
+#include "server/sudo.h"
 #include "server/tools.h"
 #include "server/util.h"
 
 static const sw_config *cfg;
 static char *spill_dir;
 static char *allowlist_path;
+static char *sudo_password;     /* SUDO_PASSWORD as the server started; never passed on */
 
 static const sw_tool tool_list[] = {
     {sw_schema_terminal, sw_terminal_call, sw_terminal_arrive},
@@ -148,6 +150,8 @@ int sw_terminal_init(const sw_config *c)
 {
     cfg = c;
     allowlist_path = sw_printf("%s/allowlist", c->state_dir);
+    const char *pw = getenv("SUDO_PASSWORD");
+    if (pw) sudo_password = sw_strdup(pw);
     if (sw_guard_init() < 0 || sw_redact_init(c->redact != 0) < 0) return -1;
     spill_dir = sw_printf("%s/output", c->state_dir);
     re_help = compile("(?:\\s--help|\\s--version|\\s-h|\\s-V)(?:\\s|$)");
@@ -427,8 +431,22 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         free(session_cwd);
         return sw_tool_error(NULL, "Out of memory while preparing the output buffer.");
     }
+    /* With SUDO_PASSWORD, each sudo reads one password line from the command's stdin. */
+    int nsudo = 0;
+    char *sudo_cmd = sudo_password ? sw_sudo_rewrite(command, &nsudo) : NULL;
+    char *sudo_stdin = NULL;
+    if (sudo_cmd) {
+        size_t pl = strlen(sudo_password);
+        sudo_stdin = sw_xmalloc((pl + 1) * (size_t)nsudo + 1);
+        for (int i = 0; i < nsudo; i++) {
+            memcpy(sudo_stdin + (pl + 1) * (size_t)i, sudo_password, pl);
+            sudo_stdin[(pl + 1) * (size_t)i + pl] = '\n';
+        }
+        sudo_stdin[(pl + 1) * (size_t)nsudo - 1] = '\0';   /* the here-string adds the last newline */
+    }
     sw_run_req rq = {
-        .command = command, .cwd = workdir ? workdir : session_cwd, .publish_state = true,
+        .command = sudo_cmd ? sudo_cmd : command, .stdin_data = sudo_stdin,
+        .cwd = workdir ? workdir : session_cwd, .publish_state = true,
         .timeout_ms = (int)(timeout * 1000), .cancel = &r->cancel,
         .sink = {.ctx = &cc, .data = on_data, .tick = on_tick},
     };
@@ -436,6 +454,11 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
     int64_t t0 = sw_now_ms();
     int rc = sw_env_ops(env)->run(sw_env_backend(env), &rq, &rs);
     int64_t dt = sw_now_ms() - t0;
+    free(sudo_cmd);
+    if (sudo_stdin) {
+        explicit_bzero(sudo_stdin, strlen(sudo_stdin));
+        free(sudo_stdin);
+    }
     sw_out_result o;
     sw_out_finish(cc.out, &o);
     sw_out_free(cc.out);
@@ -447,6 +470,21 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         o.text_len = rlen;
     }
     if (o.full_output_path) sw_redact_file(o.full_output_path);
+    if (sudo_password && *sudo_password) {
+        /* Whatever echoed the password back, it does not reach the model. */
+        size_t pl = strlen(sudo_password), w = 0;
+        for (size_t i = 0; i < o.text_len;) {
+            if (i + pl <= o.text_len && !memcmp(o.text + i, sudo_password, pl)) {
+                memcpy(o.text + w, "***", 3 <= pl ? 3 : pl);
+                w += 3 <= pl ? 3 : pl;
+                i += pl;
+            } else {
+                o.text[w++] = o.text[i++];
+            }
+        }
+        o.text[w] = '\0';
+        o.text_len = w;
+    }
 
     if (o.cwd && !workdir && rc == SW_BE_OK && strcmp(o.cwd, session_cwd) != 0)
         sw_env_set_cwd(env, o.cwd);

@@ -168,6 +168,40 @@ class ElicitationTests(swclient.ServerTest):
         self.assertFalse(s.has_response(rid), "a cancelled call was answered")
 
 
+class SudoTests(swclient.ServerTest):
+    """SUDO_PASSWORD: sudo words in command position get -S -p '' and one password line
+    each on stdin; the password is never on a command line or in the commands' environment,
+    and never in the result. A fake sudo (absolute path) shows what a real one would get."""
+
+    def fake_sudo(self, s):
+        d = os.path.join(s.tmp, "bin")
+        os.makedirs(d, exist_ok=True)
+        path = os.path.join(d, "sudo")
+        with open(path, "w") as f:
+            f.write('#!/bin/sh\necho "args:$*"\nIFS= read -r pw; [ "$pw" = "$WANT" ] && echo "password ok"\n'
+                    'cat /proc/$$/cmdline | tr "\\0" " "; echo; env | grep -c SUDO_PASSWORD\n')
+        os.chmod(path, 0o755)
+        return path
+
+    def test_rewrite_and_stdin(self):
+        s = self.start(env={"SUDO_PASSWORD": "s3cret-pw", "WANT": "s3cret-pw"})
+        sudo = self.fake_sudo(s)
+        sc = s.run("%s id; echo sudo; %s -u root true" % (sudo, sudo))
+        lines = sc["output"].split("\n")
+        self.assertEqual(lines[0], "args:-S -p  id", sc)
+        self.assertIn("password ok", lines)
+        self.assertNotIn("s3cret-pw", sc["output"])
+        self.assertIn("0", lines, "SUDO_PASSWORD reached the command's environment")
+        self.assertIn("args:-S -p  -u root true", lines)
+        self.assertIn("sudo", lines, "an echoed word 'sudo' was rewritten")
+
+    def test_no_password_no_rewrite(self):
+        s = self.start(env={"WANT": "x"})
+        sudo = self.fake_sudo(s)
+        sc = s.run("%s id </dev/null" % sudo)
+        self.assertTrue(sc["output"].startswith("args:id"), sc)
+
+
 SK = "sk-" + "abcdefghijklmnopqrstuvwx"          # built here so no literal token sits in the tree
 GHP = "ghp_" + "abcdefghijklmnopqrstuvwxyz0123456789"
 

@@ -1,0 +1,13 @@
+/* server/sudo.h — SUDO_PASSWORD support: every real `sudo` in command position becomes
+ * `sudo -S -p ''` so it reads the password from stdin, which the server fills with one
+ * password line per sudo. The password never appears on a command line or in the
+ * environment of commands. */
+#ifndef SW_SUDO_H
+#define SW_SUDO_H
+
+/* Returns the rewritten command (caller frees) and the number of sudo words in *count,
+ * or NULL when the command has none in command position. Quoted text, comments and
+ * arguments (grep sudo, echo sudo) are left alone; /usr/bin/sudo and "sudo" count. */
+char *sw_sudo_rewrite(const char *command, int *count);
+
+#endif
