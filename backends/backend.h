@@ -104,6 +104,7 @@ typedef struct sw_bg sw_bg;             /* one background process; backend-defin
 
 typedef struct sw_bg_req {
     const char *command;
+    const char *stdin_data;       /* stdin instead of /dev/null (sudo passwords); not for pty */
     const char *cwd;
     bool pty;                     /* 30x120 pseudo-terminal, TERM=xterm-256color */
     const char *log_path;         /* where merged output goes (created, mode 0600) */

@@ -80,7 +80,8 @@ int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_in
     if (!child) goto fail;
     close(scr[0]);
     scr[0] = -1;
-    char *script = sw_script_background(req->command, req->cwd, sw_local_snapshot(b),
+    char *script = sw_script_background(req->command, req->pty ? NULL : req->stdin_data,
+                                        req->cwd, sw_local_snapshot(b),
                                         req->exit_path, req->pty ? "xterm-256color" : NULL,
                                         "exec 3<&-");
     if (sw_write_all(scr[1], script, strlen(script)) < 0)

@@ -128,12 +128,19 @@ char *sw_script_snapshot_init(const char *snapshot_tmp, const char *prologue)
     return s;
 }
 
-char *sw_script_background(const char *command, const char *cwd, const char *snapshot,
-                           const char *exit_path, const char *term, const char *prologue)
+char *sw_script_background(const char *command, const char *stdin_data, const char *cwd,
+                           const char *snapshot, const char *exit_path, const char *term,
+                           const char *prologue)
 {
     char *snap = sw_shell_quote(snapshot);
     char *dir = sw_script_quote_dir(cwd);
     char *cmd = ansi_quote(command);
+    if (stdin_data) {
+        char *d = ansi_quote(stdin_data), *both = sw_printf("%s <<< %s", cmd, d);
+        free(d);
+        free(cmd);
+        cmd = both;
+    }
     char *ex = sw_shell_quote(exit_path);
     char *t = term ? sw_shell_quote(term) : NULL;
     char *tset = t ? sw_printf("export TERM=%s; ", t) : sw_strdup("");

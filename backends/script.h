@@ -39,8 +39,9 @@ typedef struct sw_script_opts {
 
 /* The script of a background process: like sw_script_wrap without state dump and marker;
  * writes "<exit code>\n" to exit_path at the end. `term`, if set, is exported as TERM. */
-char *sw_script_background(const char *command, const char *cwd, const char *snapshot,
-                           const char *exit_path, const char *term, const char *prologue);
+char *sw_script_background(const char *command, const char *stdin_data, const char *cwd,
+                           const char *snapshot, const char *exit_path, const char *term,
+                           const char *prologue);
 /* Returns the script (caller frees). */
 char *sw_script_wrap(const sw_script_opts *o);
 /* The script that captures the first snapshot from a login shell into `snapshot_tmp`

@@ -528,7 +528,8 @@ int sw_reg_init(const sw_config *c, const sw_backend_ops *ops)
 
 /* ---- starting ---------------------------------------------------------------------- */
 
-json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const char *cwd,
+json_t *sw_reg_start(sw_env *env, const char *task, const char *command,
+                     const char *run_command, const char *stdin_data, const char *cwd,
                      bool pty, bool notify, char *err, size_t errlen)
 {
     const sw_backend_ops *ops = sw_env_ops(env);
@@ -557,7 +558,8 @@ json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const c
     e->wd = e->pty_fd = e->exit_fd = e->log_fd = -1;
     unlink(e->exit_path);
     e->log_fd = open(e->log_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    sw_bg_req req = {.command = command, .cwd = cwd, .pty = pty, .log_path = e->log_path,
+    sw_bg_req req = {.command = run_command, .stdin_data = stdin_data, .cwd = cwd, .pty = pty,
+                     .log_path = e->log_path,
                      .exit_path = e->exit_path};
     sw_bg_info info = {.pty_fd = -1, .exit_fd = -1};
     if (e->log_fd < 0 ||

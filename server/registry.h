@@ -16,9 +16,11 @@
 
 /* Starts the reactor and adopts processes recorded by earlier servers that died. */
 int sw_reg_init(const sw_config *cfg, const sw_backend_ops *ops);
-/* Starts `command` in the background in env (the calling task's environment, acquired).
+/* Starts `command` in the background in env (the calling task's environment, acquired);
+ * what runs is run_command (a rewritten form, e.g. for sudo) with stdin_data as stdin.
  * Returns the terminal tool's result envelope, or NULL with err filled. */
-json_t *sw_reg_start(sw_env *env, const char *task, const char *command, const char *cwd,
+json_t *sw_reg_start(sw_env *env, const char *task, const char *command,
+                     const char *run_command, const char *stdin_data, const char *cwd,
                      bool pty, bool notify, char *err, size_t errlen);
 /* The process tool (task = the caller's environment). Returns the result envelope. */
 json_t *sw_reg_action(const char *task, const char *action, json_t *args, sw_cancel *cancel);

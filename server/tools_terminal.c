@@ -413,11 +413,30 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "Cancelled before it started.");
     }
     char *session_cwd = sw_env_cwd(env);
+    /* With SUDO_PASSWORD, each sudo reads one password line from the command's stdin. */
+    int nsudo = 0;
+    char *sudo_cmd = sudo_password && !json_is_true(jpty) ? sw_sudo_rewrite(command, &nsudo) : NULL;
+    char *sudo_stdin = NULL;
+    if (sudo_cmd) {
+        size_t pl = strlen(sudo_password);
+        sudo_stdin = sw_xmalloc((pl + 1) * (size_t)nsudo + 1);
+        for (int i = 0; i < nsudo; i++) {
+            memcpy(sudo_stdin + (pl + 1) * (size_t)i, sudo_password, pl);
+            sudo_stdin[(pl + 1) * (size_t)i + pl] = '\n';
+        }
+        sudo_stdin[(pl + 1) * (size_t)nsudo - 1] = '\0';   /* the here-string adds the last newline */
+    }
     if (background) {
         /* Started in the session's state; it never changes that state. */
-        json_t *res = sw_reg_start(env, task_of(args), command, workdir ? workdir : session_cwd,
+        json_t *res = sw_reg_start(env, task_of(args), command, sudo_cmd ? sudo_cmd : command,
+                                   sudo_stdin, workdir ? workdir : session_cwd,
                                    json_is_true(jpty), json_is_true(jnotify), err, sizeof err);
         free(session_cwd);
+        free(sudo_cmd);
+        if (sudo_stdin) {
+            explicit_bzero(sudo_stdin, strlen(sudo_stdin));
+            free(sudo_stdin);
+        }
         sw_env_release(env);
         return res ? res : sw_tool_error(NULL, "Could not start the background process: %s", err);
     }
@@ -430,19 +449,6 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         sw_env_release(env);
         free(session_cwd);
         return sw_tool_error(NULL, "Out of memory while preparing the output buffer.");
-    }
-    /* With SUDO_PASSWORD, each sudo reads one password line from the command's stdin. */
-    int nsudo = 0;
-    char *sudo_cmd = sudo_password ? sw_sudo_rewrite(command, &nsudo) : NULL;
-    char *sudo_stdin = NULL;
-    if (sudo_cmd) {
-        size_t pl = strlen(sudo_password);
-        sudo_stdin = sw_xmalloc((pl + 1) * (size_t)nsudo + 1);
-        for (int i = 0; i < nsudo; i++) {
-            memcpy(sudo_stdin + (pl + 1) * (size_t)i, sudo_password, pl);
-            sudo_stdin[(pl + 1) * (size_t)i + pl] = '\n';
-        }
-        sudo_stdin[(pl + 1) * (size_t)nsudo - 1] = '\0';   /* the here-string adds the last newline */
     }
     sw_run_req rq = {
         .command = sudo_cmd ? sudo_cmd : command, .stdin_data = sudo_stdin,

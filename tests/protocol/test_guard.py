@@ -195,6 +195,14 @@ class SudoTests(swclient.ServerTest):
         self.assertIn("args:-S -p  -u root true", lines)
         self.assertIn("sudo", lines, "an echoed word 'sudo' was rewritten")
 
+    def test_background_gets_the_password_too(self):
+        s = self.start(env={"SUDO_PASSWORD": "s3cret-pw", "WANT": "s3cret-pw"})
+        sudo = self.fake_sudo(s)
+        bg = s.run("%s id" % sudo, background=True)
+        w = s.process("wait", session_id=bg["session_id"])
+        self.assertIn("args:-S -p  id", w["output"])
+        self.assertIn("password ok", w["output"])
+
     def test_no_password_no_rewrite(self):
         s = self.start(env={"WANT": "x"})
         sudo = self.fake_sudo(s)
