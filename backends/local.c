@@ -29,6 +29,7 @@
 #include "backends/backend.h"
 #include "backends/local.h"
 #include "backends/script.h"
+#include "server/config.h"
 #include "server/log.h"
 #include "server/util.h"
 
@@ -488,7 +489,15 @@ char **sw_local_argv(sw_backend *b, char *const *tail)
 
 static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t errlen)
 {
-    return sw_local_open_wrapped(o, NULL, out, err, errlen);
+    char **wrap = NULL;
+    if (o->config && !strcmp(o->config->confine, "landlock")) {
+        wrap = sw_landlock_wrap(o->config->state_dir, o->state_dir);
+        if (!wrap) {
+            snprintf(err, errlen, "cannot find the shellwire binary to confine commands with");
+            return SW_BE_ERROR;
+        }
+    }
+    return sw_local_open_wrapped(o, wrap, out, err, errlen);
 }
 
 int sw_local_open_wrapped(const sw_open_opts *o, char **wrap, sw_backend **out, char *err,

@@ -16,6 +16,11 @@ const char *sw_local_snapshot(sw_backend *b);
 /* Publishes the state of answered commands before anything else reads the snapshot. */
 void sw_local_settle(sw_backend *b);
 
+/* Landlock (backends/landlock.c): the trampoline's main, and the argv prefix that runs a
+ * shell through it with the state directory hidden (except this environment's files). */
+int sw_landlock_exec_main(int argc, char **argv);
+char **sw_landlock_wrap(const char *state_dir, const char *env_dir);
+
 int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res);
 void sw_local_prepare(sw_backend *b);
 int sw_local_health(sw_backend *b, char *err, size_t errlen);

@@ -53,6 +53,8 @@ static const struct opt opts[] = {
      "comma-separated variable names passed to commands even if they look like secrets"},
     {"redact", "SHELLWIRE_REDACT", K_INT, OFF(redact), 0, 1,
      "1 (default) masks API keys, tokens and passwords in output; 0 shows them"},
+    {"confine", "SHELLWIRE_CONFINE", K_STR, OFF(confine), 0, 0,
+     "local backend: off (default) or landlock (commands cannot read the state directory)"},
     {"approval", "SHELLWIRE_APPROVAL", K_STR, OFF(approval), 0, 0,
      "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
@@ -122,6 +124,7 @@ static void defaults(sw_config *cfg)
     cfg->bwrap_profile = sw_strdup("workspace");
     cfg->approval = sw_strdup("ask");
     cfg->redact = 1;
+    cfg->confine = sw_strdup("off");
 }
 
 static int finish(sw_config *cfg)
@@ -146,6 +149,11 @@ static int finish(sw_config *cfg)
         fprintf(stderr, "shellwire: TERMINAL_BUBBLEWRAP_PROFILE/--bubblewrap-profile: unknown "
                         "profile '%s' (expected restricted, workspace or network)\n",
                 cfg->bwrap_profile);
+        return -1;
+    }
+    if (strcmp(cfg->confine, "off") && strcmp(cfg->confine, "landlock")) {
+        fprintf(stderr, "shellwire: SHELLWIRE_CONFINE/--confine: unknown value '%s' (expected "
+                        "off or landlock)\n", cfg->confine);
         return -1;
     }
     if (strcmp(cfg->approval, "ask") && strcmp(cfg->approval, "deny") && strcmp(cfg->approval, "off")) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/local.h"
 #include "backends/proc.h"
 #include "server/childenv.h"
 #include "server/config.h"
@@ -132,6 +133,8 @@ static int run_check(const sw_config *cfg, char **child_env)
 
 int main(int argc, char **argv)
 {
+    /* The Landlock trampoline: restrict, then exec the command; no server at all. */
+    if (argc > 1 && !strcmp(argv[1], "--landlock-exec")) return sw_landlock_exec_main(argc, argv);
     ensure_std_fds();
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&handled);

@@ -30,7 +30,7 @@ import time
 import unittest
 import uuid
 
-BIN = os.environ.get("SHELLWIRE_BIN") or "/work/main/build/shellwire"
+BIN = os.environ.get("SHELLWIRE_BIN") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "shellwire")
 TAG_VAR = "SW_TEST_TAG"
 DEFAULT_TIMEOUT = 15.0
 

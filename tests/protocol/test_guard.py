@@ -9,6 +9,7 @@ are masked in results, saved full outputs and process logs. The pattern table it
 test tests/unit/test_guard.c. Standard library only."""
 
 import os
+import subprocess
 import sys
 import time
 
@@ -208,6 +209,43 @@ class SudoTests(swclient.ServerTest):
         sudo = self.fake_sudo(s)
         sc = s.run("%s id </dev/null" % sudo)
         self.assertTrue(sc["output"].startswith("args:id"), sc)
+
+
+class LandlockTests(swclient.ServerTest):
+    """SHELLWIRE_CONFINE=landlock: commands cannot read the state directory (other than
+    their own environment's files), everything else works as on the plain local backend."""
+
+    def test_state_dir_hidden_rest_works(self):
+        s = self.start(env={"SHELLWIRE_CONFINE": "landlock"})
+        secret = os.path.join(s.state_dir, "secret.txt")
+        with open(secret, "w") as f:
+            f.write("TOPSECRET-%d\n" % os.getpid())
+        sc = s.run("cat %s; echo done" % secret)
+        self.assertNotIn("TOPSECRET", sc["output"])
+        self.assertIn("Permission denied", sc["output"])
+        work = os.path.join(s.tmp, "work")      # not s.tmp itself: it holds the state dir
+        os.makedirs(work)
+        sc = s.run("echo data > %s/out.txt && cat %s/out.txt; export KEPT=yes; greet() { echo hi; }"
+                   % (work, work))
+        self.assertEqual(sc["output"], "data")
+        self.assertEqual(s.run('echo "$KEPT"; greet')["output"], "yes\nhi")
+        sc = s.run("cp %s %s/copy 2>&1; echo rc=$?" % (secret, work))
+        self.assertIn("rc=1", sc["output"])
+        self.assertFalse(os.path.exists(os.path.join(work, "copy")))
+        sc = s.run("touch %s/new-in-state 2>&1; echo rc=$?" % s.state_dir)
+        self.assertIn("rc=1", sc["output"])
+        bg = s.run("cat %s; echo bg-done" % secret, background=True)
+        w = s.process("wait", session_id=bg["session_id"])
+        self.assertIn("bg-done", w["output"])
+        self.assertNotIn("TOPSECRET", w["output"])
+
+    def test_bad_value_refused(self):
+        r = subprocess.run([swclient.BIN],
+                           env=dict(os.environ, SHELLWIRE_CONFINE="selinux"), stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=10)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("SHELLWIRE_CONFINE", r.stderr)
+        self.assertEqual(r.stdout, "")
 
 
 SK = "sk-" + "abcdefghijklmnopqrstuvwx"          # built here so no literal token sits in the tree
