@@ -9,6 +9,34 @@
 
 #include "server/util.h"
 
+bool sw_sudo_reads_stdin(const char *command)
+{
+    /* Mark every command-position sudo, then look for -S (or --stdin) right after it. */
+    int n;
+    char *marked = sw_sudo_rewrite(command, &n);
+    if (!marked) return false;
+    bool found = false;
+    for (char *p = strstr(marked, " -S -p ''"); p && !found; p = strstr(p + 1, " -S -p ''")) {
+        char *a = p + 9;
+        while (*a == ' ' || *a == '\t') a++;
+        while (*a == '-' && !found) {   /* the options given to that sudo */
+            size_t wl = strcspn(a, " \t");
+            if (!strncmp(a, "--stdin", 7)) found = true;
+            else if (a[1] != '-' && wl > strcspn(a, "S")) found = true;
+            /* Options that take a value: skip it too. */
+            bool takes = wl == 2 && strchr("ugpChDrtUT", a[1]);
+            a += wl;
+            while (*a == ' ' || *a == '\t') a++;
+            if (takes) {
+                a += strcspn(a, " \t");
+                while (*a == ' ' || *a == '\t') a++;
+            }
+        }
+    }
+    free(marked);
+    return found;
+}
+
 static bool is_word_end(char c) { return c == '\0' || strchr(" \t\n;&|()<>`", c) != NULL; }
 
 char *sw_sudo_rewrite(const char *cmd, int *count)
@@ -29,6 +57,10 @@ char *sw_sudo_rewrite(const char *cmd, int *count)
             out[o++] = cmd[i++];
             if (c == '$') out[o++] = cmd[i++];
             at_cmd = true;
+            continue;
+        }
+        if (c == '<' || c == '>' || c == ')') {   /* redirection or group end: not a word */
+            out[o++] = cmd[i++];
             continue;
         }
         /* A word: copy it, noting its unquoted text. */

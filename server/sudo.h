@@ -5,9 +5,14 @@
 #ifndef SW_SUDO_H
 #define SW_SUDO_H
 
+#include <stdbool.h>
+
 /* Returns the rewritten command (caller frees) and the number of sudo words in *count,
  * or NULL when the command has none in command position. Quoted text, comments and
  * arguments (grep sudo, echo sudo) are left alone; /usr/bin/sudo and "sudo" count. */
 char *sw_sudo_rewrite(const char *command, int *count);
+/* True when a sudo in command position already reads its password from stdin (-S), which
+ * without SUDO_PASSWORD can only mean guessing one. */
+bool sw_sudo_reads_stdin(const char *command);
 
 #endif

@@ -393,6 +393,10 @@ static json_t *call(sw_req *r, json_t *args, bool *turn_ended)
         return sw_tool_error(NULL, "Invalid \"task_id\": expected a non-empty string.");
     const char *guide = background ? NULL : guidance(command);
     if (guide) return sw_tool_error(NULL, "%s", guide);
+    if (!sudo_password && sw_sudo_reads_stdin(command))
+        return sw_tool_error("blocked", "Refused: `sudo -S` reads a password from stdin, and no "
+                             "SUDO_PASSWORD is configured, so this could only guess one. Ask the "
+                             "user to run it, or to configure SUDO_PASSWORD for shellwire.");
     json_t *refusal = guard(command, sw_env_ops(r->tool_env), &r->cancel);
     if (refusal) return refusal;
 

@@ -204,6 +204,15 @@ class SudoTests(swclient.ServerTest):
         self.assertIn("args:-S -p  id", w["output"])
         self.assertIn("password ok", w["output"])
 
+    def test_sudo_dash_s_without_password_refused(self):
+        s = self.start(env={"WANT": "x"})
+        sudo = self.fake_sudo(s)
+        for cmd in ("echo hunter2 | %s -S id" % sudo, "%s -u root -S true" % sudo, "%s --stdin id" % sudo):
+            with self.subTest(command=cmd):
+                sc = s.run(cmd)
+                self.assertEqual(sc["status"], "blocked", sc)
+        self.assertIsNone(s.run("echo 'sudo -S is a flag'")["error"])
+
     def test_no_password_no_rewrite(self):
         s = self.start(env={"WANT": "x"})
         sudo = self.fake_sudo(s)

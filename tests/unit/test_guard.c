@@ -1,11 +1,27 @@
 /* tests/unit/test_guard.c — the dangerous-command guard: what it must refuse, what needs
  * approval, and the look-alikes it must let through. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "server/guard.h"
+#include "server/sudo.h"
 
 static int passed, failed;
+
+static void sudo_case(const char *cmd, const char *want, int want_count)
+{
+    int n = -1;
+    char *got = sw_sudo_rewrite(cmd, &n);
+    int ok = want ? got && !strcmp(got, want) && n == want_count : !got && n == 0;
+    if (ok) passed++;
+    else {
+        failed++;
+        printf("FAIL: sudo rewrite of %s: got %s (%d), want %s\n", cmd, got ? got : "(none)", n,
+               want ? want : "(none)");
+    }
+    free(got);
+}
 
 static void expect(const char *cmd, enum sw_guard_verdict v, const char *key)
 {
@@ -131,6 +147,25 @@ int main(void)
     OK("cat ~/.bashrc");
     OK("systemctl status nginx");
     OK("mkdir -p build && cd build");
+
+    /* sudo rewriting: command position only, any input terminates */
+    sudo_case("sudo apt update", "sudo -S -p '' apt update", 1);
+    sudo_case("sudo a && sudo b", "sudo -S -p '' a && sudo -S -p '' b", 2);
+    sudo_case("FOO=1 env BAR=2 /usr/bin/sudo x", "FOO=1 env BAR=2 /usr/bin/sudo -S -p '' x", 1);
+    sudo_case("echo sudo; grep sudo f", NULL, 0);
+    sudo_case("echo 'sudo x' # sudo y", NULL, 0);
+    sudo_case("x=$(sudo id)", "x=$(sudo -S -p '' id)", 1);
+    sudo_case("cat <in >out; (sudo ls)", "cat <in >out; (sudo -S -p '' ls)", 1);
+    sudo_case("a<b>c)d((e", NULL, 0);
+    sudo_case(")))<<<>>>", NULL, 0);
+    sudo_case("", NULL, 0);
+    if (sw_sudo_reads_stdin("echo pw | sudo -S id") && sw_sudo_reads_stdin("sudo -u root -S x") &&
+        !sw_sudo_reads_stdin("sudo -u S id") && !sw_sudo_reads_stdin("echo sudo -S"))
+        passed++;
+    else {
+        failed++;
+        puts("FAIL: sudo -S detection");
+    }
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
