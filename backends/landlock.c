@@ -142,13 +142,21 @@ int sw_landlock_exec_main(int argc, char **argv)
     return 127;
 }
 
-char **sw_landlock_wrap(const char *state_dir, const char *env_dir)
+int sw_landlock_abi(void)
+{
+    long abi = syscall(SYS_landlock_create_ruleset, NULL, 0, LL_CREATE_RULESET_VERSION);
+    return abi > 0 ? (int)abi : 0;
+}
+
+char **sw_landlock_wrap(const char *state_dir, const char *env_dir, const char *hide_paths)
 {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0) return NULL;
     self[n] = '\0';
-    char **v = sw_xcalloc(10, sizeof *v);
+    size_t extra = 0;
+    for (const char *p = hide_paths; p && *p; p++) extra += *p == ',';
+    char **v = sw_xcalloc(12 + 2 * (extra + 1), sizeof *v);
     size_t k = 0;
     v[k++] = sw_strdup(self);
     v[k++] = sw_strdup("--landlock-exec");
@@ -158,6 +166,14 @@ char **sw_landlock_wrap(const char *state_dir, const char *env_dir)
     v[k++] = sw_strdup(env_dir);
     v[k++] = sw_strdup("--allow");
     v[k++] = sw_printf("%s/procs", state_dir);
+    char *copy = sw_strdup(hide_paths ? hide_paths : ""), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ') t++;
+        if (!*t) continue;
+        v[k++] = sw_strdup("--hide");
+        v[k++] = sw_strdup(t);
+    }
+    free(copy);
     v[k++] = sw_strdup("--");
     return v;
 }

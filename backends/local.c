@@ -490,8 +490,8 @@ char **sw_local_argv(sw_backend *b, char *const *tail)
 static int local_open(const sw_open_opts *o, sw_backend **out, char *err, size_t errlen)
 {
     char **wrap = NULL;
-    if (o->config && !strcmp(o->config->confine, "landlock")) {
-        wrap = sw_landlock_wrap(o->config->state_dir, o->state_dir);
+    if (o->config && strcmp(o->config->confine, "off") != 0) {
+        wrap = sw_landlock_wrap(o->config->state_dir, o->state_dir, o->config->hide_paths);
         if (!wrap) {
             snprintf(err, errlen, "cannot find the shellwire binary to confine commands with");
             return SW_BE_ERROR;

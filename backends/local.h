@@ -19,7 +19,9 @@ void sw_local_settle(sw_backend *b);
 /* Landlock (backends/landlock.c): the trampoline's main, and the argv prefix that runs a
  * shell through it with the state directory hidden (except this environment's files). */
 int sw_landlock_exec_main(int argc, char **argv);
-char **sw_landlock_wrap(const char *state_dir, const char *env_dir);
+char **sw_landlock_wrap(const char *state_dir, const char *env_dir, const char *hide_paths);
+/* The kernel's Landlock ABI version, or 0 when it has none. */
+int sw_landlock_abi(void);
 
 int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res);
 void sw_local_prepare(sw_backend *b);

@@ -54,7 +54,9 @@ static const struct opt opts[] = {
     {"redact", "SHELLWIRE_REDACT", K_INT, OFF(redact), 0, 1,
      "1 (default) masks API keys, tokens and passwords in output; 0 shows them"},
     {"confine", "SHELLWIRE_CONFINE", K_STR, OFF(confine), 0, 0,
-     "local backend: off (default) or landlock (commands cannot read the state directory)"},
+     "local backend: off (default), landlock or require (confine, refuse commands without Landlock), auto (confine when the kernel can)"},
+    {"hide-paths", "SHELLWIRE_HIDE_PATHS", K_STR, OFF(hide_paths), 0, 0,
+     "comma-separated files or directories that confined commands cannot read (besides the state directory)"},
     {"approval", "SHELLWIRE_APPROVAL", K_STR, OFF(approval), 0, 0,
      "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
@@ -125,6 +127,7 @@ static void defaults(sw_config *cfg)
     cfg->approval = sw_strdup("ask");
     cfg->redact = 1;
     cfg->confine = sw_strdup("off");
+    cfg->hide_paths = sw_strdup("");
 }
 
 static int finish(sw_config *cfg)
@@ -151,9 +154,10 @@ static int finish(sw_config *cfg)
                 cfg->bwrap_profile);
         return -1;
     }
-    if (strcmp(cfg->confine, "off") && strcmp(cfg->confine, "landlock")) {
+    if (strcmp(cfg->confine, "off") && strcmp(cfg->confine, "landlock") &&
+        strcmp(cfg->confine, "require") && strcmp(cfg->confine, "auto")) {
         fprintf(stderr, "shellwire: SHELLWIRE_CONFINE/--confine: unknown value '%s' (expected "
-                        "off or landlock)\n", cfg->confine);
+                        "off, auto, landlock or require)\n", cfg->confine);
         return -1;
     }
     if (strcmp(cfg->approval, "ask") && strcmp(cfg->approval, "deny") && strcmp(cfg->approval, "off")) {

@@ -23,7 +23,8 @@ typedef struct sw_config {
     char *bwrap_profile;        /* TERMINAL_BUBBLEWRAP_PROFILE */
     char *approval;             /* SHELLWIRE_APPROVAL: ask, deny or off */
     long redact;                /* SHELLWIRE_REDACT: 1 masks secrets in output */
-    char *confine;              /* SHELLWIRE_CONFINE: off or landlock */
+    char *confine;              /* SHELLWIRE_CONFINE: off, auto, landlock (= require) */
+    char *hide_paths;           /* SHELLWIRE_HIDE_PATHS: more paths Landlock hides */
     int print_tools;            /* --print-tools */
     int check;                  /* --check */
     unsigned long from_flag;    /* bit i: option i was given on the command line */

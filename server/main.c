@@ -152,6 +152,11 @@ int main(int argc, char **argv)
     if (sw_terminal_init(&cfg) < 0 || sw_mcp_init(&cfg) < 0) return 1;
     if (cfg.print_tools) return print_tools();
 
+    if (!strcmp(cfg.confine, "auto") && sw_landlock_abi() == 0) {
+        sw_warn("SHELLWIRE_CONFINE=auto: this kernel has no Landlock; commands run unconfined");
+        free(cfg.confine);
+        cfg.confine = sw_strdup("off");
+    }
     if (sw_proc_init() < 0) sw_warn("cannot become a child subreaper: %s", strerror(errno));
     char rnd[9];
     sw_random_hex(rnd, 4);

@@ -248,6 +248,20 @@ class LandlockTests(swclient.ServerTest):
         self.assertIn("bg-done", w["output"])
         self.assertNotIn("TOPSECRET", w["output"])
 
+    def test_hide_paths_and_auto(self):
+        keydir = os.path.join("/var/tmp", "swhide-%d" % os.getpid())
+        os.makedirs(keydir, exist_ok=True)
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", keydir]))
+        key = os.path.join(keydir, "server.key")
+        with open(key, "w") as f:
+            f.write("KEYMATERIAL\n")
+        with open(os.path.join(keydir, "public.txt"), "w") as f:
+            f.write("public\n")
+        s = self.start(env={"SHELLWIRE_CONFINE": "auto", "SHELLWIRE_HIDE_PATHS": key})
+        sc = s.run("cat %s; cat %s/public.txt" % (key, keydir))
+        self.assertNotIn("KEYMATERIAL", sc["output"])
+        self.assertIn("public", sc["output"])
+
     def test_bad_value_refused(self):
         r = subprocess.run([swclient.BIN],
                            env=dict(os.environ, SHELLWIRE_CONFINE="selinux"), stdin=subprocess.DEVNULL,
