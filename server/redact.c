@@ -13,36 +13,59 @@
 #include "server/log.h"
 #include "server/util.h"
 
-static const char *const shapes[] = {
-    "\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})",
-    "\\b((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})",
-    "\\b(gh[pousr]_[A-Za-z0-9]{30,})",
-    "\\b(github_pat_[A-Za-z0-9_]{22,})",
-    "\\b(glpat-[A-Za-z0-9_-]{20,})",
-    "\\b(xox[abprs]-[A-Za-z0-9-]{10,})",
-    "\\b(xapp-[A-Za-z0-9-]{10,})",
-    "\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b",
-    "\\b(AIza[0-9A-Za-z_-]{35})",
-    "\\b(hf_[A-Za-z0-9]{30,})",
-    "\\b(npm_[A-Za-z0-9]{36})",
-    "\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})",
-    "\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})",
-    "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----",
-    "(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})",
-    "(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)",
-    "\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@",
+/* Each shape with the literals (lower case, '|'-separated) one of which a match needs:
+ * most output contains none of them, and then the pattern is not run at all. */
+static const struct { const char *re, *hints; } shapes[] = {
+    {"\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})", "sk-"},
+    {"\\b((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})", "_live_|_test_"},
+    {"\\b(gh[pousr]_[A-Za-z0-9]{30,})", "ghp_|gho_|ghu_|ghs_|ghr_"},
+    {"\\b(github_pat_[A-Za-z0-9_]{22,})", "github_pat_"},
+    {"\\b(glpat-[A-Za-z0-9_-]{20,})", "glpat-"},
+    {"\\b(xox[abprs]-[A-Za-z0-9-]{10,})", "xox"},
+    {"\\b(xapp-[A-Za-z0-9-]{10,})", "xapp-"},
+    {"\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b", "akia|asia"},
+    {"\\b(AIza[0-9A-Za-z_-]{35})", "aiza"},
+    {"\\b(hf_[A-Za-z0-9]{30,})", "hf_"},
+    {"\\b(npm_[A-Za-z0-9]{36})", "npm_"},
+    {"\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})", "xai-|gsk-|tvly-|pplx-"},
+    {"\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})", "eyj"},
+    {"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", "private key"},
+    {"(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})", "authorization"},
+    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)", "bearer"},
+    {"\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@", "://"},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 static pcre2_code *codes[NSHAPES];
+static pcre2_code *any_hint;    /* every hint in one caseless pattern: one scan decides */
 static bool on;
 
 int sw_redact_init(bool enabled)
 {
     on = enabled;
+    char *alt = sw_strdup("");
+    for (size_t i = 0; i < NSHAPES; i++) {
+        /* hints are plain literals except '|' and '.', which need no more than escaping '.' */
+        char *h = sw_strdup(shapes[i].hints), *esc = sw_xmalloc(2 * strlen(h) + 1), *o = esc;
+        for (char *p = h; *p; p++) {
+            if (*p == '.') *o++ = '\\';
+            *o++ = *p;
+        }
+        *o = '\0';
+        char *next = sw_printf("%s%s%s", alt, *alt ? "|" : "", esc);
+        free(alt);
+        free(esc);
+        free(h);
+        alt = next;
+    }
+    int ecode;
+    PCRE2_SIZE eoff;
+    any_hint = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &ecode, &eoff, NULL);
+    free(alt);
+    if (any_hint) pcre2_jit_compile(any_hint, PCRE2_JIT_COMPLETE);
     for (size_t i = 0; i < NSHAPES; i++) {
         int code;
         PCRE2_SIZE off;
-        codes[i] = pcre2_compile((PCRE2_SPTR)shapes[i], PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
+        codes[i] = pcre2_compile((PCRE2_SPTR)shapes[i].re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &code, &off, NULL);
         if (!codes[i]) {
             sw_error("redaction pattern %zu does not compile", i);
             return -1;
@@ -106,6 +129,12 @@ static char *apply(pcre2_code *re, const char *text, size_t len, size_t *outlen)
 char *sw_redact(const char *text, size_t len, size_t *outlen)
 {
     if (!on || !text) return NULL;
+    if (any_hint) {
+        pcre2_match_data *md = pcre2_match_data_create_from_pattern(any_hint, NULL);
+        int rc = pcre2_match(any_hint, (PCRE2_SPTR)text, len, 0, 0, md, NULL);
+        pcre2_match_data_free(md);
+        if (rc < 0) return NULL;   /* no shape can match: the common case */
+    }
     char *cur = NULL;
     size_t curlen = len;
     for (size_t i = 0; i < NSHAPES; i++) {
