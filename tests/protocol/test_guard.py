@@ -70,6 +70,18 @@ class GuardTests(swclient.ServerTest):
         sc = s.run("rm -f %s" % os.path.join(s.tmp, "nothing"))      # a different rule
         self.assertEqual(sc["status"], "pending_approval", sc)
 
+    def test_allowlist_survives_restart(self):
+        s = self.start(env={"SHELLWIRE_APPROVAL": "ask"})
+        s.initialize(capabilities={"elicitation": {}})
+        rid = s.send_call({"command": "git reset --hard 2>/dev/null; echo one"})
+        req = s.wait_request("elicitation/create")
+        s.send({"jsonrpc": "2.0", "id": req["id"],
+                "result": {"action": "accept", "content": {"decision": "always"}}})
+        self.assertEqual(s.wait_response(rid)["result"]["structuredContent"]["output"], "one")
+        s.stop()
+        t = self.start(env={"SHELLWIRE_STATE_DIR": s.state_dir})
+        self.assertEqual(t.run("git reset --hard 2>/dev/null; echo two")["output"], "two")
+
     def test_look_alikes_run(self):
         s = self.start()
         for cmd in ('echo "rm -rf / and git push --force are dangerous"',
@@ -295,6 +307,12 @@ class RedactTests(swclient.ServerTest):
         sc = s.run("printf -- '-----BEGIN PRIVATE KEY-----\\n%s\\n-----END PRIVATE KEY-----\\n'" % body)
         self.assertNotIn(body, sc["output"])
         self.assertIn("-----BEGIN PRIVATE KEY-----", sc["output"])
+
+    def test_token_split_across_reads(self):
+        s = self.start()
+        half = len(SK) // 2
+        sc = s.run("printf 'key=%s'; sleep 0.3; printf '%s\\n'" % (SK[:half], SK[half:]))
+        self.assertEqual(sc["output"], "key=sk-abc...uvwx")
 
     def test_redaction_off(self):
         s = self.start(env={"SHELLWIRE_REDACT": "0"})
