@@ -13,7 +13,7 @@
 #include "server/log.h"
 #include "server/util.h"
 
-/* Each shape with the literals (lower case, '|'-separated) one of which a match needs:
+/* Each shape with the literals ('|'-separated, as they appear in real tokens) one of which a match needs:
  * most output contains none of them, and then the pattern is not run at all. */
 static const struct { const char *re, *hints; } shapes[] = {
     {"\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})", "sk-"},
@@ -23,20 +23,20 @@ static const struct { const char *re, *hints; } shapes[] = {
     {"\\b(glpat-[A-Za-z0-9_-]{20,})", "glpat-"},
     {"\\b(xox[abprs]-[A-Za-z0-9-]{10,})", "xox"},
     {"\\b(xapp-[A-Za-z0-9-]{10,})", "xapp-"},
-    {"\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b", "akia|asia"},
-    {"\\b(AIza[0-9A-Za-z_-]{35})", "aiza"},
+    {"\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b", "AKIA|ASIA"},
+    {"\\b(AIza[0-9A-Za-z_-]{35})", "AIza"},
     {"\\b(hf_[A-Za-z0-9]{30,})", "hf_"},
     {"\\b(npm_[A-Za-z0-9]{36})", "npm_"},
     {"\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})", "xai-|gsk-|tvly-|pplx-"},
-    {"\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})", "eyj"},
-    {"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", "private key"},
-    {"(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})", "authorization"},
-    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)", "bearer"},
+    {"\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})", "eyJ"},
+    {"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", "PRIVATE KEY"},
+    {"(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})", "(?i:authorization)"},
+    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)", "(?i:bearer)"},
     {"\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@", "://"},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 static pcre2_code *codes[NSHAPES];
-static pcre2_code *any_hint;    /* every hint in one caseless pattern: one scan decides */
+static pcre2_code *any_hint;    /* every hint in one pattern: one scan decides */
 static bool on;
 
 int sw_redact_init(bool enabled)
@@ -59,7 +59,7 @@ int sw_redact_init(bool enabled)
     }
     int ecode;
     PCRE2_SIZE eoff;
-    any_hint = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &ecode, &eoff, NULL);
+    any_hint = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff, NULL);
     free(alt);
     if (any_hint) pcre2_jit_compile(any_hint, PCRE2_JIT_COMPLETE);
     for (size_t i = 0; i < NSHAPES; i++) {
