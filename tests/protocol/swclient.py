@@ -524,34 +524,10 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def check_tool_result(result):
-    """Common shape of every tools/call result (SPEC section 2)."""
-    if not isinstance(result, dict):
-        raise AssertionError("result is not an object: %r" % (result,))
-    content = result.get("content")
-    sc = result.get("structuredContent")
-    if not (isinstance(content, list) and content and content[0].get("type") == "text"):
-        raise AssertionError("content[0] is not a text item: %r" % (content,))
-    if json.loads(content[0]["text"]) != sc:
-        raise AssertionError("content[0].text does not parse to structuredContent:\n%r\n%r"
-                             % (content[0]["text"][:500], sc))
-    if not isinstance(sc, dict):
-        raise AssertionError("structuredContent is not an object: %r" % (sc,))
-    for k in ("output", "exit_code", "error"):
-        if k not in sc:
-            raise AssertionError("envelope lacks %r: %r" % (k, sc))
-    if not isinstance(sc["output"], str) or not isinstance(sc["exit_code"], int) \
-            or isinstance(sc["exit_code"], bool) or not (sc["error"] is None or isinstance(sc["error"], str)):
-        raise AssertionError("envelope has wrong types: %r" % sc)
-    err = sc["error"]
-    want = isinstance(err, str) and err != ""
-    if result.get("isError") is not want:
-        raise AssertionError("isError is %r but error is %r" % (result.get("isError"), err))
-
-
-def check_process_result(result):
-    """Shape of every `process` tool result: text content equal to structuredContent, an
-    `error` key (null or string), isError exactly when error is a non-empty string."""
+def _check_envelope(result):
+    """What every tools/call result shares (SPEC section 2): text content equal to
+    structuredContent (an object), an `error` that is null or a string, and isError exactly
+    when error is a non-empty string. Returns structuredContent."""
     if not isinstance(result, dict):
         raise AssertionError("result is not an object: %r" % (result,))
     content = result.get("content")
@@ -571,6 +547,23 @@ def check_process_result(result):
     want = isinstance(err, str) and err != ""
     if result.get("isError") is not want:
         raise AssertionError("isError is %r but error is %r" % (result.get("isError"), err))
+    return sc
+
+
+def check_tool_result(result):
+    """The terminal envelope: output, exit_code and error with their types."""
+    sc = _check_envelope(result)
+    for k in ("output", "exit_code"):
+        if k not in sc:
+            raise AssertionError("envelope lacks %r: %r" % (k, sc))
+    if not isinstance(sc["output"], str) or not isinstance(sc["exit_code"], int) \
+            or isinstance(sc["exit_code"], bool):
+        raise AssertionError("envelope has wrong types: %r" % sc)
+
+
+def check_process_result(result):
+    """Shape of every `process` tool result, with the key types schema/process.json declares."""
+    sc = _check_envelope(result)
     for k, v in sc.items():                # the types schema/process.json declares
         kinds = _PROCESS_KEY_TYPES.get(k)
         if kinds and not _is_kind(v, kinds):
