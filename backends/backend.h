@@ -127,6 +127,8 @@ typedef struct sw_bg_state {
 
 typedef struct sw_backend_ops {
     const char *name;             /* TERMINAL_ENV value */
+    bool sandboxed;               /* commands are contained: the approval list is skipped
+                                     (the hardline list never is) */
     int (*open)(const sw_open_opts *opts, sw_backend **out, char *err, size_t errlen);
     int (*run)(sw_backend *b, const sw_run_req *req, sw_run_res *res);
     void (*prepare)(sw_backend *b);

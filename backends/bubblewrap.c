@@ -94,21 +94,8 @@ static int bwrap_open(const sw_open_opts *o, sw_backend **out, char *err, size_t
         free(procs);
     }
     add(&a, "--");
-    int rc = sw_local_open_wrapped(o, a.v, out, err, errlen);
-    return rc;
+    return sw_local_open_wrapped(o, a.v, out, err, errlen);
 }
 
-const sw_backend_ops sw_bubblewrap_ops = {
-    .name = "bubblewrap",
-    .open = bwrap_open,
-    .run = sw_local_run,
-    .prepare = sw_local_prepare,
-    .health = sw_local_health,
-    .close = sw_local_close,
-    .bg_spawn = sw_local_bg_spawn,
-    .bg_status = sw_local_bg_status,
-    .bg_write = sw_local_bg_write,
-    .bg_kill = sw_local_bg_kill,
-    .bg_adopt = sw_local_bg_adopt,
-    .bg_free = sw_local_bg_free,
-};
+/* Same operations as local; only the shells' command line differs. */
+const sw_backend_ops sw_bubblewrap_ops = SW_LOCAL_FAMILY_OPS("bubblewrap", bwrap_open, true);

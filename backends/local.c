@@ -580,17 +580,4 @@ const char *sw_local_bash(sw_backend *b) { return b->bash; }
 void sw_local_settle(sw_backend *b) { settle(b); }
 const char *sw_local_snapshot(sw_backend *b) { return b->snapshot; }
 
-const sw_backend_ops sw_local_ops = {
-    .name = "local",
-    .open = local_open,
-    .run = sw_local_run,
-    .prepare = sw_local_prepare,
-    .health = sw_local_health,
-    .close = sw_local_close,
-    .bg_spawn = sw_local_bg_spawn,
-    .bg_status = sw_local_bg_status,
-    .bg_write = sw_local_bg_write,
-    .bg_kill = sw_local_bg_kill,
-    .bg_adopt = sw_local_bg_adopt,
-    .bg_free = sw_local_bg_free,
-};
+const sw_backend_ops sw_local_ops = SW_LOCAL_FAMILY_OPS("local", local_open, false);

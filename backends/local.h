@@ -37,4 +37,15 @@ sw_bg *sw_local_bg_adopt(long pid, unsigned long long start_time, const char *ex
                          sw_bg_info *info);
 void sw_local_bg_free(sw_bg *p);
 
+/* The ops of a backend built on the local one (local itself, bubblewrap): everything but
+ * the name and how an environment is opened is shared. */
+#define SW_LOCAL_FAMILY_OPS(name_, open_, sandboxed_)                                      \
+    {                                                                                      \
+        .name = name_, .sandboxed = sandboxed_, .open = open_, .run = sw_local_run,        \
+        .prepare = sw_local_prepare, .health = sw_local_health, .close = sw_local_close,   \
+        .bg_spawn = sw_local_bg_spawn, .bg_status = sw_local_bg_status,                    \
+        .bg_write = sw_local_bg_write, .bg_kill = sw_local_bg_kill,                        \
+        .bg_adopt = sw_local_bg_adopt, .bg_free = sw_local_bg_free,                        \
+    }
+
 #endif

@@ -254,7 +254,7 @@ static json_t *guard(const char *command, const sw_backend_ops *ops, sw_cancel *
                              "It was not run. Do not try to get around this rule.",
                              h.description, h.key);
     if (h.verdict != SW_GUARD_APPROVAL || !strcmp(cfg->approval, "off") ||
-        !strcmp(ops->name, "bubblewrap") || allowlisted(h.key) || session_allowed(h.key))
+        ops->sandboxed || allowlisted(h.key) || session_allowed(h.key))
         return NULL;
     if (!strcmp(cfg->approval, "deny"))
         return sw_tool_error("blocked", "Refused: this command needs approval (%s; rule %s) and "

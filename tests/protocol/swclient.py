@@ -409,10 +409,7 @@ class Server:
         task_id="a"); waits `wait` seconds, by default a little longer than the tool timeout.
         Returns structuredContent."""
         arguments["command"] = command
-        if wait is None:
-            t = arguments.get("timeout")
-            wait = max(DEFAULT_TIMEOUT, (t if isinstance(t, int) else 0) + 10)
-        r = self.call(arguments, timeout=wait)
+        r = self.call(arguments, timeout=_wait_for(arguments, wait))
         if "result" not in r:
             raise AssertionError("terminal call answered with a protocol error: %r" % r)
         return r["result"]["structuredContent"]
@@ -437,10 +434,7 @@ class Server:
         waits `wait` seconds (default: a little longer than the tool's own timeout).
         Returns structuredContent."""
         arguments["action"] = action
-        if wait is None:
-            t = arguments.get("timeout")
-            wait = max(DEFAULT_TIMEOUT, (t if isinstance(t, int) else 0) + 10)
-        r = self.process_call(arguments, timeout=wait)
+        r = self.process_call(arguments, timeout=_wait_for(arguments, wait))
         if "result" not in r:
             raise AssertionError("process call answered with a protocol error: %r" % r)
         return r["result"]["structuredContent"]
@@ -522,6 +516,14 @@ class Server:
 
     def cleanup(self):
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _wait_for(arguments, wait):
+    """How long to wait for an answer: `wait`, or a little longer than the call's own timeout."""
+    if wait is not None:
+        return wait
+    t = arguments.get("timeout")
+    return max(DEFAULT_TIMEOUT, (t if isinstance(t, int) else 0) + 10)
 
 
 def _check_envelope(result):
