@@ -159,6 +159,12 @@ typedef struct sw_backend_ops {
 
 extern const sw_backend_ops sw_local_ops;
 extern const sw_backend_ops sw_bubblewrap_ops;
+extern const sw_backend_ops sw_ssh_ops;
+extern const sw_backend_ops sw_docker_ops;
+extern const sw_backend_ops sw_singularity_ops;
+extern const sw_backend_ops sw_modal_ops;
+extern const sw_backend_ops sw_daytona_ops;
+extern const sw_backend_ops sw_morph_ops;
 
 /* The ops for a TERMINAL_ENV value, or NULL when unknown or not built in. */
 const sw_backend_ops *sw_backend_find(const char *name);

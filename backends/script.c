@@ -103,10 +103,11 @@ char *sw_script_wrap(const sw_script_opts *o)
             "%s%s%s"
             "export PAGER=cat GIT_PAGER=cat; %seval %s\n"
             "__sw_ec=$?\n"
-            "%s%s%s"
+            "%s%s%s%s%s"
             "exit $__sw_ec\n",
             o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", enter, cmd,
-            dump ? dump : "", publish ? publish : "", marker);
+            dump ? dump : "", publish ? publish : "", marker, o->epilogue ? o->epilogue : "",
+            o->epilogue ? "\n" : "");
     }
     free(marker);
     free(enter);

@@ -31,6 +31,8 @@ typedef struct sw_script_opts {
     const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
     const char *stdin_data;     /* the command's stdin instead of /dev/null (a here-string
                                    inside the script, never on a command line); or NULL */
+    const char *epilogue;       /* text run after the marker, right before the exit (only
+                                   without a status fd); may be NULL */
     int status_fd;              /* > 0: report "S\n" first (the script started), then
                                    "<exit code>\n" right after the marker, and "D\n" once
                                    the state dump is written; the command itself runs with

@@ -61,6 +61,55 @@ static const struct opt opts[] = {
      "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
      "bubblewrap backend: restricted, workspace (default) or network"},
+    {"ssh-host", "TERMINAL_SSH_HOST", K_STR, OFF(ssh_host), 0, 0, "ssh backend: host name or address"},
+    {"ssh-user", "TERMINAL_SSH_USER", K_STR, OFF(ssh_user), 0, 0, "ssh backend: user name (default: $USER)"},
+    {"ssh-port", "TERMINAL_SSH_PORT", K_INT, OFF(ssh_port), 1, 65535, "ssh backend: port (22)"},
+    {"ssh-key", "TERMINAL_SSH_KEY", K_STR, OFF(ssh_key), 0, 0,
+     "ssh backend: private key file (default: ask ssh-agent)"},
+    {"ssh-key-passphrase", "TERMINAL_SSH_KEY_PASSPHRASE", K_STR, OFF(ssh_key_passphrase), 0, 0,
+     "ssh backend: passphrase of an encrypted key (prefer the variable)"},
+    {"known-hosts", "SHELLWIRE_KNOWN_HOSTS", K_STR, OFF(known_hosts), 0, 0,
+     "ssh backend: known hosts file (default ~/.ssh/known_hosts); new hosts are added, changed keys refused"},
+    {"image", "TERMINAL_DOCKER_IMAGE", K_STR, OFF(docker_image), 0, 0, "docker backend: image"},
+    {"docker-host", "DOCKER_HOST", K_STR, OFF(docker_host), 0, 0,
+     "docker backend: daemon address, unix:///path or tcp://host:port (default unix:///var/run/docker.sock)"},
+    {"docker-volumes", "TERMINAL_DOCKER_VOLUMES", K_STR, OFF(docker_volumes), 0, 0,
+     "docker backend: comma-separated host:container[:ro] bind mounts"},
+    {"docker-env", "TERMINAL_DOCKER_ENV", K_STR, OFF(docker_env), 0, 0,
+     "docker backend: comma-separated NAME=value set in the container"},
+    {"docker-forward-env", "TERMINAL_DOCKER_FORWARD_ENV", K_STR, OFF(docker_forward_env), 0, 0,
+     "docker backend: comma-separated names whose values are copied from the server's environment"},
+    {"docker-network", "TERMINAL_DOCKER_NETWORK", K_STR, OFF(docker_network), 0, 0,
+     "docker backend: true (default) or false (no network)"},
+    {"container-cpu", "TERMINAL_CONTAINER_CPU", K_STR, OFF(container_cpu), 0, 0,
+     "container backends: CPU limit, e.g. 1.5"},
+    {"container-memory", "TERMINAL_CONTAINER_MEMORY", K_STR, OFF(container_memory), 0, 0,
+     "container backends: memory limit, e.g. 512m or 2g"},
+    {"container-persistent", "TERMINAL_CONTAINER_PERSISTENT", K_STR, OFF(container_persistent), 0, 0,
+     "container and cloud backends: true keeps sandboxes after the server exits (default false)"},
+    {"singularity-image", "TERMINAL_SINGULARITY_IMAGE", K_STR, OFF(singularity_image), 0, 0,
+     "singularity backend: image (a SIF file, or docker://... built once into a cached SIF)"},
+    {"scratch-dir", "TERMINAL_SCRATCH_DIR", K_STR, OFF(scratch_dir), 0, 0,
+     "singularity backend: directory for built images (default: APPTAINER_CACHEDIR or the state directory)"},
+    {"modal-gateway-url", "MODAL_GATEWAY_URL", K_STR, OFF(modal_gateway_url), 0, 0,
+     "modal backend: tool gateway base URL"},
+    {"modal-token", "TOOL_GATEWAY_USER_TOKEN", K_STR, OFF(modal_token), 0, 0,
+     "modal backend: gateway token (prefer the variable)"},
+    {"modal-image", "TERMINAL_MODAL_IMAGE", K_STR, OFF(modal_image), 0, 0, "modal backend: image"},
+    {"daytona-api-key", "DAYTONA_API_KEY", K_STR, OFF(daytona_api_key), 0, 0,
+     "daytona backend: API key (prefer the variable)"},
+    {"daytona-api-url", "DAYTONA_API_URL", K_STR, OFF(daytona_api_url), 0, 0,
+     "daytona backend: API base URL (default https://app.daytona.io/api)"},
+    {"daytona-image", "TERMINAL_DAYTONA_IMAGE", K_STR, OFF(daytona_image), 0, 0,
+     "daytona backend: image to build the sandbox from"},
+    {"daytona-snapshot", "TERMINAL_DAYTONA_SNAPSHOT", K_STR, OFF(daytona_snapshot), 0, 0,
+     "daytona backend: snapshot to create the sandbox from (instead of an image)"},
+    {"morph-api-key", "MORPH_API_KEY", K_STR, OFF(morph_api_key), 0, 0,
+     "morph backend: API key (prefer the variable)"},
+    {"morph-base-url", "MORPH_BASE_URL", K_STR, OFF(morph_base_url), 0, 0,
+     "morph backend: API base URL (default https://cloud.morph.so/api)"},
+    {"morph-snapshot", "TERMINAL_MORPH_SNAPSHOT", K_STR, OFF(morph_snapshot), 0, 0,
+     "morph backend: snapshot id to start instances from"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -128,10 +177,21 @@ static void defaults(sw_config *cfg)
     cfg->redact = 1;
     cfg->confine = sw_strdup("off");
     cfg->hide_paths = sw_strdup("");
+    cfg->ssh_port = 22;
+    cfg->docker_network = sw_strdup("true");
+    cfg->container_persistent = sw_strdup("false");
+}
+
+static int check_bool(const char *v, const char *what)
+{
+    if (!strcmp(v, "true") || !strcmp(v, "false")) return 0;
+    fprintf(stderr, "shellwire: %s must be true or false, got '%s'\n", what, v);
+    return -1;
 }
 
 static int finish(sw_config *cfg)
 {
+    if (!cfg->ssh_user && getenv("USER") && *getenv("USER")) cfg->ssh_user = sw_strdup(getenv("USER"));
     int known = 0;
     for (size_t i = 0; i < sizeof known_backends / sizeof *known_backends; i++)
         if (!strcmp(cfg->backend, known_backends[i])) known = 1;
@@ -176,9 +236,15 @@ static int finish(sw_config *cfg)
                 cfg->timeout_s, cfg->max_fg_timeout_s);
         return -1;
     }
-    if (!cfg->cwd) {
+    if (check_bool(cfg->docker_network, "TERMINAL_DOCKER_NETWORK/--docker-network") < 0 ||
+        check_bool(cfg->container_persistent, "TERMINAL_CONTAINER_PERSISTENT/--container-persistent") < 0)
+        return -1;
+    if (!cfg->cwd && (!strcmp(cfg->backend, "local") || !strcmp(cfg->backend, "bubblewrap"))) {
         char *wd = getcwd(NULL, 0);
         cfg->cwd = wd ? wd : sw_strdup("/");
+    } else if (!cfg->cwd) {
+        /* A remote shell starts at home; a container never sees this host's paths. */
+        cfg->cwd = sw_strdup(!strcmp(cfg->backend, "ssh") ? "~" : "/root");
     } else if (cfg->cwd[0] != '/' && cfg->cwd[0] != '~') {
         fprintf(stderr, "shellwire: TERMINAL_CWD/--cwd must be an absolute path, got '%s'\n",
                 cfg->cwd);

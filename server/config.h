@@ -21,6 +21,37 @@ typedef struct sw_config {
     char *log_level;            /* SHELLWIRE_LOG_LEVEL */
     char *pass_env;             /* SHELLWIRE_PASS_ENV: comma-separated names */
     char *bwrap_profile;        /* TERMINAL_BUBBLEWRAP_PROFILE */
+    /* ssh */
+    char *ssh_host;             /* TERMINAL_SSH_HOST */
+    char *ssh_user;             /* TERMINAL_SSH_USER (default: $USER) */
+    long ssh_port;              /* TERMINAL_SSH_PORT */
+    char *ssh_key;              /* TERMINAL_SSH_KEY: private key file; none: ssh-agent */
+    char *ssh_key_passphrase;   /* TERMINAL_SSH_KEY_PASSPHRASE */
+    char *known_hosts;          /* SHELLWIRE_KNOWN_HOSTS (default ~/.ssh/known_hosts) */
+    /* docker (and the container settings others share) */
+    char *docker_image;         /* TERMINAL_DOCKER_IMAGE */
+    char *docker_host;          /* DOCKER_HOST (default unix:///var/run/docker.sock) */
+    char *docker_volumes;       /* TERMINAL_DOCKER_VOLUMES: comma-separated host:container[:ro] */
+    char *docker_env;           /* TERMINAL_DOCKER_ENV: comma-separated NAME=value */
+    char *docker_forward_env;   /* TERMINAL_DOCKER_FORWARD_ENV: comma-separated names */
+    char *docker_network;       /* TERMINAL_DOCKER_NETWORK: true (default) or false */
+    char *container_cpu;        /* TERMINAL_CONTAINER_CPU: CPUs, e.g. 1.5 */
+    char *container_memory;     /* TERMINAL_CONTAINER_MEMORY: e.g. 512m, 2g */
+    char *container_persistent; /* TERMINAL_CONTAINER_PERSISTENT: true or false (default) */
+    /* singularity / apptainer */
+    char *singularity_image;    /* TERMINAL_SINGULARITY_IMAGE */
+    char *scratch_dir;          /* TERMINAL_SCRATCH_DIR */
+    /* cloud sandboxes */
+    char *modal_gateway_url;    /* MODAL_GATEWAY_URL */
+    char *modal_token;          /* TOOL_GATEWAY_USER_TOKEN */
+    char *modal_image;          /* TERMINAL_MODAL_IMAGE */
+    char *daytona_api_key;      /* DAYTONA_API_KEY */
+    char *daytona_api_url;      /* DAYTONA_API_URL */
+    char *daytona_image;        /* TERMINAL_DAYTONA_IMAGE */
+    char *daytona_snapshot;     /* TERMINAL_DAYTONA_SNAPSHOT */
+    char *morph_api_key;        /* MORPH_API_KEY */
+    char *morph_base_url;       /* MORPH_BASE_URL */
+    char *morph_snapshot;       /* TERMINAL_MORPH_SNAPSHOT */
     char *approval;             /* SHELLWIRE_APPROVAL: ask, deny or off */
     long redact;                /* SHELLWIRE_REDACT: 1 masks secrets in output */
     char *confine;              /* SHELLWIRE_CONFINE: off, auto, landlock (= require) */

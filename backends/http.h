@@ -1,0 +1,59 @@
+/* backends/http.h — the HTTP layer the cloud backends (modal, daytona, morph) share:
+ * JSON requests on libcurl + jansson with bearer auth, connect/read deadlines,
+ * cancellation, and retries with exponential backoff and jitter for connection errors,
+ * 429 (honouring Retry-After) and 5xx — never for other 4xx. Tokens are never logged.
+ *
+ * One sw_http per environment keeps its connections alive between requests; it is safe to
+ * use from several threads at once (each request borrows a handle from a small pool). */
+#ifndef SW_HTTP_H
+#define SW_HTTP_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "backends/proc.h"
+
+typedef struct sw_http sw_http;
+
+typedef struct sw_http_req {
+    const char *method;         /* "GET", "POST", "DELETE", ... */
+    const char *url;            /* absolute, or a path appended to the base URL */
+    json_t *body;               /* sent as application/json when not NULL (borrowed) */
+    const char *idempotency_key;/* sent as Idempotency-Key when not NULL */
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+    int timeout_ms;             /* whole-request deadline per attempt; 0: the default (30 s) */
+    int retry_budget_ms;        /* give up retrying after this long; 0: the default (20 s) */
+    sw_cancel *cancel;          /* aborts the request (and its retries) when fired; may be NULL */
+} sw_http_req;
+
+typedef struct sw_http_res {
+    long status;                /* HTTP status of the last attempt; 0 when none arrived */
+    char *body;                 /* raw body, NUL-terminated (owned) */
+    size_t len;
+    json_t *json;               /* parsed body, or NULL when not JSON (owned) */
+    bool timed_out;             /* the last attempt hit timeout_ms */
+    bool cancelled;
+    char error[512];            /* why it failed: transport error, or the provider's message */
+} sw_http_res;
+
+/* `provider` names the service in messages ("Daytona API"); `token_var` is the variable the
+ * token came from, named in the message for 401/403. */
+sw_http *sw_http_new(const char *base_url, const char *token, const char *provider,
+                     const char *token_var);
+void sw_http_free(sw_http *h);
+
+/* Performs the request with retries. Returns 0 when a response arrived (any status: look
+ * at res->status; for >= 400, res->error holds the message extracted from the provider's
+ * error body), or -1 when none did (connection failure, timeout, cancellation, or 5xx/429
+ * still failing when the retry budget ran out; res->error says which). Free res with
+ * sw_http_res_free. */
+int sw_http_do(sw_http *h, const sw_http_req *req, sw_http_res *res);
+void sw_http_res_free(sw_http_res *res);
+
+/* The error text of a provider's JSON error body ({"message": ...}, {"error": ...},
+ * {"error": {"message": ...}}, {"detail": ...}), or the start of a non-JSON body. Owned
+ * by the caller. */
+char *sw_http_error_text(long status, const char *body, size_t len);
+
+#endif
