@@ -13,30 +13,34 @@
 #include "server/log.h"
 #include "server/util.h"
 
-/* Each shape with the literals ('|'-separated, as they appear in real tokens) one of which a match needs:
- * most output contains none of them, and then the pattern is not run at all. */
-static const struct { const char *re, *hints; } shapes[] = {
-    {"\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})", "sk-"},
-    {"\\b((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})", "_live_|_test_"},
-    {"\\b(gh[pousr]_[A-Za-z0-9]{30,})", "ghp_|gho_|ghu_|ghs_|ghr_"},
-    {"\\b(github_pat_[A-Za-z0-9_]{22,})", "github_pat_"},
-    {"\\b(glpat-[A-Za-z0-9_-]{20,})", "glpat-"},
-    {"\\b(xox[abprs]-[A-Za-z0-9-]{10,})", "xox"},
-    {"\\b(xapp-[A-Za-z0-9-]{10,})", "xapp-"},
-    {"\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b", "AKIA|ASIA"},
-    {"\\b(AIza[0-9A-Za-z_-]{35})", "AIza"},
-    {"\\b(hf_[A-Za-z0-9]{30,})", "hf_"},
-    {"\\b(npm_[A-Za-z0-9]{36})", "npm_"},
-    {"\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})", "xai-|gsk-|tvly-|pplx-"},
-    {"\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})", "eyJ"},
-    {"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", "PRIVATE KEY"},
-    {"(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})", "(?i:authorization)"},
-    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)", "(?i:bearer)"},
-    {"\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@", "://"},
+/* Each shape with its anchor: a pattern that every match of the shape contains, written to
+ * begin with a character that is rare in ordinary output (the literal before it is checked
+ * by a lookbehind, with the shape's word boundary, so that no two anchors match at one
+ * place and hide each other). All anchors form one pattern whose possible first bytes are few, so
+ * PCRE2's JIT skips through text without any of them at about a byte per nanosecond; most
+ * output contains none, and then no shape is run at all. */
+static const struct { const char *re, *anchor; } shapes[] = {
+    {"\\b(sk-(?:ant-|proj-|live-|test-)?[A-Za-z0-9_-]{20,})", "-(?<=\\bsk-)"},
+    {"\\b((?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,})", "_(?<=_live_|_test_)"},
+    {"\\b(gh[pousr]_[A-Za-z0-9]{30,})", "_(?<=\\bgh[pousr]_)"},
+    {"\\b(github_pat_[A-Za-z0-9_]{22,})", "_(?<=\\bgithub_pat_)"},
+    {"\\b(glpat-[A-Za-z0-9_-]{20,})", "-(?<=\\bglpat-)"},
+    {"\\b(xox[abprs]-[A-Za-z0-9-]{10,})", "-(?<=\\bxox[abprs]-)"},
+    {"\\b(xapp-[A-Za-z0-9-]{10,})", "-(?<=\\bxapp-)"},
+    {"\\b((?:AKIA|ASIA)[0-9A-Z]{16})\\b", "I(?<=\\bAKI|\\bASI)A"},
+    {"\\b(AIza[0-9A-Za-z_-]{35})", "z(?<=\\bAIz)a"},
+    {"\\b(hf_[A-Za-z0-9]{30,})", "_(?<=\\bhf_)"},
+    {"\\b(npm_[A-Za-z0-9]{36})", "_(?<=\\bnpm_)"},
+    {"\\b((?:xai|gsk|tvly|pplx)-[A-Za-z0-9_-]{20,})", "-(?<=\\bxai-|\\bgsk-|\\btvly-|\\bpplx-)"},
+    {"\\b(eyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{8,})", "J(?<=\\beyJ)"},
+    {"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----([\\s\\S]*?)-----END [A-Z0-9 ]*PRIVATE KEY-----", "V(?<=PRIV)ATE KEY"},
+    {"(?i)\\bauthorization\\s*:\\s*(?:bearer|basic|token)\\s+([A-Za-z0-9._~+/=-]{8,})", "[zZ](?<=(?i:\\bauthoriz))"},
+    {"(?i)\\bbearer\\s+([A-Za-z0-9._~+/-]{16,}=*)", "\\b[bB](?i:earer)"},
+    {"\\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/\\s@]+:([^@\\s/]{1,})@", ":(?=//)"},
 };
 #define NSHAPES (sizeof shapes / sizeof shapes[0])
 static pcre2_code *codes[NSHAPES];
-static pcre2_code *any_hint;    /* every hint in one pattern: one scan decides */
+static pcre2_code *any_anchor;  /* every anchor in one pattern: one scan decides */
 static bool on;
 
 int sw_redact_init(bool enabled)
@@ -44,24 +48,19 @@ int sw_redact_init(bool enabled)
     on = enabled;
     char *alt = sw_strdup("");
     for (size_t i = 0; i < NSHAPES; i++) {
-        /* hints are plain literals except '|' and '.', which need no more than escaping '.' */
-        char *h = sw_strdup(shapes[i].hints), *esc = sw_xmalloc(2 * strlen(h) + 1), *o = esc;
-        for (char *p = h; *p; p++) {
-            if (*p == '.') *o++ = '\\';
-            *o++ = *p;
-        }
-        *o = '\0';
-        char *next = sw_printf("%s%s%s", alt, *alt ? "|" : "", esc);
+        char *next = sw_printf("%s%s(?:%s)(*MARK:%zu)", alt, *alt ? "|" : "", shapes[i].anchor, i);
         free(alt);
-        free(esc);
-        free(h);
         alt = next;
     }
     int ecode;
     PCRE2_SIZE eoff;
-    any_hint = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff, NULL);
+    any_anchor = pcre2_compile((PCRE2_SPTR)alt, PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff, NULL);
     free(alt);
-    if (any_hint) pcre2_jit_compile(any_hint, PCRE2_JIT_COMPLETE);
+    if (!any_anchor) {
+        sw_error("redaction anchors do not compile");
+        return -1;
+    }
+    pcre2_jit_compile(any_anchor, PCRE2_JIT_COMPLETE);
     for (size_t i = 0; i < NSHAPES; i++) {
         int code;
         PCRE2_SIZE off;
@@ -129,16 +128,24 @@ static char *apply(pcre2_code *re, const char *text, size_t len, size_t *outlen)
 char *sw_redact(const char *text, size_t len, size_t *outlen)
 {
     if (!on || !text) return NULL;
-    if (any_hint) {
-        pcre2_match_data *md = pcre2_match_data_create_from_pattern(any_hint, NULL);
-        int rc = pcre2_match(any_hint, (PCRE2_SPTR)text, len, 0, 0, md, NULL);
-        pcre2_match_data_free(md);
-        if (rc < 0) return NULL;   /* no shape can match: the common case */
+    /* Which shapes have an anchor in the text: only those are run. */
+    bool want[NSHAPES] = {false};
+    size_t nwant = 0;
+    pcre2_match_data *md = pcre2_match_data_create_from_pattern(any_anchor, NULL);
+    for (size_t pos = 0; pos < len && nwant < NSHAPES;) {
+        if (pcre2_match(any_anchor, (PCRE2_SPTR)text, len, pos, 0, md, NULL) < 0) break;
+        PCRE2_SPTR mark = pcre2_get_mark(md);
+        size_t i = mark ? strtoul((const char *)mark, NULL, 10) : NSHAPES;
+        if (i < NSHAPES && !want[i]) want[i] = true, nwant++;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
+        pos = ov[1] > pos ? ov[1] : pos + 1;
     }
+    pcre2_match_data_free(md);
+    if (!nwant) return NULL;   /* no shape can match: the common case */
     char *cur = NULL;
     size_t curlen = len;
     for (size_t i = 0; i < NSHAPES; i++) {
-        if (!codes[i]) continue;
+        if (!want[i]) continue;
         size_t n;
         char *next = apply(codes[i], cur ? cur : text, curlen, &n);
         if (next) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "server/guard.h"
+#include "server/redact.h"
 #include "server/sudo.h"
 
 static int passed, failed;
@@ -31,6 +32,26 @@ static void expect(const char *cmd, enum sw_guard_verdict v, const char *key)
     failed++;
     printf("FAIL: %-60s got %d (%s), want %d (%s)\n", cmd, h.verdict, h.key ? h.key : "-", v,
            key ? key : "-");
+}
+
+/* Redaction of `before secret after`: only the secret changes, to "***" under 18
+ * characters, else its first 6 and last 4. secret NULL: the text must stay as it is. */
+static void redact_case(const char *before, const char *secret, const char *after)
+{
+    char in[1024], want[1024];
+    snprintf(in, sizeof in, "%s%s%s", before, secret ? secret : "", after);
+    if (!secret) snprintf(want, sizeof want, "%s", in);
+    else if (strlen(secret) < 18) snprintf(want, sizeof want, "%s***%s", before, after);
+    else snprintf(want, sizeof want, "%s%.6s...%s%s", before, secret, secret + strlen(secret) - 4, after);
+    size_t n = 0;
+    char *got = sw_redact(in, strlen(in), &n);
+    int ok = secret ? got && n == strlen(want) && !memcmp(got, want, n) : got == NULL;
+    if (ok) passed++;
+    else {
+        failed++;
+        printf("FAIL: redaction of %s: got %.*s, want %s\n", in, got ? (int)n : 6, got ? got : "(none)", want);
+    }
+    free(got);
 }
 
 #define HARD(c, k) expect(c, SW_GUARD_HARDLINE, k)
@@ -324,6 +345,38 @@ int main(void)
         failed++;
         puts("FAIL: sudo -S detection");
     }
+
+    /* Every token shape, found wherever it sits (the tokens are split in the source so none
+     * appears here whole). */
+    if (sw_redact_init(true) < 0) {
+        puts("FAIL: redaction patterns");
+        return 1;
+    }
+    redact_case("key=", "sk-" "abcdefghijklmnopqrstuvwx", "\n");
+    redact_case("", "sk-" "proj-" "abcdefghijklmnopqrstuvwx0123", " tail");
+    redact_case("stripe ", "sk_" "live_" "abcdefghijklmnop1234", "");
+    redact_case("(", "ghp_" "abcdefghijklmnopqrstuvwxyz0123456789", ")");
+    redact_case("x ", "github_pat_" "11ABCDEFG0123456789_abcdefghij", " y");
+    redact_case("", "glpat-" "abcdefghij0123456789", "");
+    redact_case("slack=", "xoxb-" "1234567890-abcdefghij", "");
+    redact_case("", "xapp-" "1-A0123456789-abc", "");
+    redact_case("aws ", "AKIA" "ABCDEFGHIJKLMNOP", " ok");
+    redact_case("", "ASIA" "ABCDEFGHIJ012345", "");
+    redact_case("g=", "AIza" "SyA-abcdefghijklmnopqrstuvwxyz01234", "");
+    redact_case("", "hf_" "abcdefghijklmnopqrstuvwxyz0123", "");
+    redact_case("", "npm_" "abcdefghijklmnopqrstuvwxyz0123456789", "");
+    redact_case("", "gsk-" "abcdefghijklmnopqrstuvwx", "");
+    redact_case("jwt ", "eyJ" "hbGciOiJIUzI1NiJ9.eyJ" "zdWIiOiIxIn0.abcdefghijkl", "");
+    redact_case("-----BEGIN RSA PRIVATE KEY-----", "\nMIIEowIBAAKCAQEAx1y2z3abcdefghij\n",
+                "-----END RSA PRIVATE KEY-----");
+    redact_case("Authorization: Basic ", "dXNlcjpwYXNz", "");
+    redact_case("AUTHORIZATION: bearer ", "abcdef0123456789xyz", "");
+    redact_case("header bearer ", "abcdefghijklmnop0123", "");
+    redact_case("https://bob:", "hunter2", "@example.com/x");
+    /* look-alikes stay */
+    redact_case("sk-short and ask-me-anything-please-now-ok and task-abcdefghijklmnopqrstuvwxyz", NULL, "");
+    redact_case("AKIA alone, http://example.com:8080/x, Bearer short, authorization: none", NULL, "");
+    redact_case("plain build output: gcc -O2 -c foo.c -o foo.o && ./run_tests --verbose", NULL, "");
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
