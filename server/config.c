@@ -59,6 +59,8 @@ static const struct opt opts[] = {
      "comma-separated files or directories that confined commands cannot read (besides the state directory)"},
     {"approval", "SHELLWIRE_APPROVAL", K_STR, OFF(approval), 0, 0,
      "commands that need approval: ask (default: refuse with instructions), deny, off (run them)"},
+    {"approval-timeout", "SHELLWIRE_APPROVAL_TIMEOUT", K_INT, OFF(approval_timeout_s), 1, 86400,
+     "seconds an approval question waits for the user's answer before the command is refused (300)"},
     {"bubblewrap-profile", "TERMINAL_BUBBLEWRAP_PROFILE", K_STR, OFF(bwrap_profile), 0, 0,
      "bubblewrap backend: restricted, workspace (default) or network"},
     {"ssh-host", "TERMINAL_SSH_HOST", K_STR, OFF(ssh_host), 0, 0, "ssh backend: host name or address"},
@@ -174,6 +176,7 @@ static void defaults(sw_config *cfg)
     cfg->pass_env = sw_strdup("");
     cfg->bwrap_profile = sw_strdup("workspace");
     cfg->approval = sw_strdup("ask");
+    cfg->approval_timeout_s = 300;
     cfg->redact = 1;
     cfg->confine = sw_strdup("off");
     cfg->hide_paths = sw_strdup("");

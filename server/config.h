@@ -53,6 +53,7 @@ typedef struct sw_config {
     char *morph_base_url;       /* MORPH_BASE_URL */
     char *morph_snapshot;       /* TERMINAL_MORPH_SNAPSHOT */
     char *approval;             /* SHELLWIRE_APPROVAL: ask, deny or off */
+    long approval_timeout_s;    /* SHELLWIRE_APPROVAL_TIMEOUT */
     long redact;                /* SHELLWIRE_REDACT: 1 masks secrets in output */
     char *confine;              /* SHELLWIRE_CONFINE: off, auto, landlock (= require) */
     char *hide_paths;           /* SHELLWIRE_HIDE_PATHS: more paths Landlock hides */

@@ -230,7 +230,7 @@ static const char *ask_user(const sw_guard_hit *h, const char *command, sw_cance
         "enumNames", "Yes, this once", "Yes, and allow this rule for the rest of the session",
         "Yes, and always allow this rule", "No", "required", "decision");
     free(msg);
-    json_t *ans = sw_rpc_request("elicitation/create", params, 300 * 1000, cancel);
+    json_t *ans = sw_rpc_request("elicitation/create", params, (int)(cfg->approval_timeout_s * 1000), cancel);
     const char *choice = NULL;
     json_t *res = json_object_get(ans, "result");
     if (json_is_string(json_object_get(res, "action")) &&

@@ -161,6 +161,28 @@ class ElicitationTests(swclient.ServerTest):
         s.send({"jsonrpc": "2.0", "id": req["id"], "error": {"code": -32601, "message": "no"}})
         self.assertEqual(s.wait_response(rid)["result"]["structuredContent"]["status"], "blocked")
 
+    def test_unanswered_question_refuses_after_the_timeout(self):
+        s = self.start(env={"SHELLWIRE_APPROVAL_TIMEOUT": "2"})
+        s.initialize(capabilities={"elicitation": {}})
+        path = os.path.join(s.tmp, "never-created")
+        t0 = time.monotonic()
+        rid = s.send_call({"command": "rm -f x; touch %s" % path})
+        req = s.wait_request("elicitation/create")
+        r = s.wait_response(rid, timeout=20)
+        took = time.monotonic() - t0
+        sc = r["result"]["structuredContent"]
+        self.assertEqual(sc["status"], "blocked", sc)
+        self.assertGreaterEqual(took, 1.9, "refused before the user had the configured 2 s")
+        self.assertLess(took, 10, "the question outlived its timeout: %.1fs" % took)
+        self.assertTrue(any(m.get("method") == "notifications/cancelled" and
+                            m["params"]["requestId"] == req["id"] for _, m in s.notifications),
+                        "the unanswered question was not withdrawn")
+        # A late answer changes nothing and breaks nothing.
+        s.send({"jsonrpc": "2.0", "id": req["id"], "result": {"action": "accept", "content": {"decision": "always"}}})
+        s.ping()
+        self.assertFalse(os.path.exists(path))
+        self.assertFalse(os.path.exists(os.path.join(s.state_dir, "allowlist")))
+
     def test_cancelled_call_cancels_the_question(self):
         s = self.client()
         path = os.path.join(s.tmp, "never")
