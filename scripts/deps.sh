@@ -5,7 +5,7 @@ set -euo pipefail
 
 sw_build_pkgs=(gcc meson ninja-build pkg-config libjansson-dev libcurl4-openssl-dev
                libssh2-1-dev libpcre2-dev bash coreutils)
-sw_test_pkgs=(python3 procps bubblewrap)
+sw_test_pkgs=(python3 procps bubblewrap openssh-server openssh-client docker.io util-linux)
 
 sw_missing() {
     local p out=()
