@@ -140,9 +140,21 @@ static struct pattern patterns[] = {
 };
 #define NPATTERNS (sizeof patterns / sizeof patterns[0])
 static pcre2_code *codes[NPATTERNS];   /* compiled once by sw_guard_init */
+/* `bash -c '...'`, `sh -c "..."`, `eval $'...'`: the quoted payload in group 1, 2 or 3. */
+static pcre2_code *payload_re;
 
 int sw_guard_init(void)
 {
+    int ecode;
+    PCRE2_SIZE eoff;
+    payload_re = pcre2_compile(
+        (PCRE2_SPTR)"\\b(?:" SHELLS "\\s+(?:-\\w+\\s+)*-c|eval)\\s+(?:'([^']*)'|\"((?:[^\"\\\\]|\\\\.)*)\"|\\$'((?:[^'\\\\]|\\\\.)*)')",
+        PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &ecode, &eoff, NULL);
+    if (!payload_re) {
+        sw_error("guard payload pattern does not compile at %zu", (size_t)eoff);
+        return -1;
+    }
+    pcre2_jit_compile(payload_re, PCRE2_JIT_COMPLETE);
     for (size_t i = 0; i < NPATTERNS; i++) {
         int code;
         PCRE2_SIZE off;
@@ -171,14 +183,7 @@ int sw_guard_count(enum sw_guard_verdict v)
  * position. Runs on the text before quotes are removed. */
 static void add_payloads(const char *s, char **out, size_t *len, size_t *cap)
 {
-    static pcre2_code *re;
-    if (!re) {
-        int code;
-        PCRE2_SIZE off;
-        re = pcre2_compile((PCRE2_SPTR)"\\b(?:" SHELLS "\\s+(?:-\\w+\\s+)*-c|eval)\\s+(?:'([^']*)'|\"((?:[^\"\\\\]|\\\\.)*)\"|\\$'((?:[^'\\\\]|\\\\.)*)')",
-                           PCRE2_ZERO_TERMINATED, PCRE2_CASELESS, &code, &off, NULL);
-        if (!re) return;
-    }
+    pcre2_code *re = payload_re;
     pcre2_match_data *md = pcre2_match_data_create_from_pattern(re, NULL);
     size_t start = 0, n = strlen(s);
     while (start < n && pcre2_match(re, (PCRE2_SPTR)s, n, start, 0, md, NULL) > 0) {
