@@ -286,7 +286,7 @@ typedef struct fg_stream {
 
 static void fg_emit(fg_stream *s, const char *p, size_t n)
 {
-    if (n) s->req->sink.data(s->req->sink.ctx, p, n);
+    if (n && s->req->sink.data) s->req->sink.data(s->req->sink.ctx, p, n);
 }
 
 /* The end tag "\n"? END_TAG<marker>__<digits>__\n" at pos: 1 complete (exit code parsed),
@@ -329,7 +329,7 @@ static int fg_out(void *ctx, const char *buf, size_t len)
     /* Search hold + buf for the tag; keep back a suffix that could begin it. */
     size_t n = s->holdlen + len;
     char *all = sw_xmalloc(n);
-    memcpy(all, s->hold, s->holdlen);
+    if (s->holdlen) memcpy(all, s->hold, s->holdlen);
     memcpy(all + s->holdlen, buf, len);
     size_t emit_to = n, keep_from = n;
     for (const char *p = all; (p = memchr(p, '_', (size_t)(all + n - p))); p++) {
@@ -755,7 +755,10 @@ void sw_remote_close(sw_backend *b)
         char err[128];
         run_capture(b, script, 2000, NULL, NULL, 0, NULL, err, sizeof err);
         free(script);
+        pthread_rwlock_wrlock(&b->tlock);   /* after every exec still in flight */
         b->tr->close(b->t);
+        b->t = NULL;
+        pthread_rwlock_unlock(&b->tlock);
     }
     pthread_rwlock_destroy(&b->tlock);
     pthread_mutex_destroy(&b->mu);

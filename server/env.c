@@ -22,7 +22,8 @@ struct sw_env {
     char marker[17];
     enum state state;
     sw_backend *backend;
-    int busy;
+    int busy;                  /* calls using it, plus background processes holding it */
+    int held;                  /* of busy: the background processes */
     int64_t last_used;
     unsigned long next_turn;   /* turn number of the next arriving call */
     unsigned long *turns;      /* turns of calls that have not ended their turn */
@@ -44,6 +45,8 @@ static const sw_config *g_cfg;
 static int64_t g_order_wait_ms;
 static int g_connect_timeout_ms = 30000;
 static bool g_stopping;
+static int g_closing;               /* shutdown: environments still being closed */
+static int64_t g_close_deadline;
 
 static void *reaper_main(void *arg)
 {
@@ -215,6 +218,7 @@ void sw_env_hold(sw_env *e)
 {
     pthread_mutex_lock(&mu);
     e->busy++;
+    e->held++;
     pthread_mutex_unlock(&mu);
 }
 
@@ -222,6 +226,7 @@ void sw_env_unhold(sw_env *e)
 {
     pthread_mutex_lock(&mu);
     e->busy--;
+    e->held--;
     e->last_used = sw_now_ms();
     pthread_mutex_unlock(&mu);
 }
@@ -270,25 +275,54 @@ int sw_env_reap_idle(int64_t now_ms)
     }
 }
 
-void sw_env_shutdown(void)
+static void wait_a_little(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_nsec += 50 * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+    pthread_cond_timedwait(&cv, &mu, &ts);
+}
+
+/* Closes one environment at shutdown: after the calls in it have returned (they are being
+ * cancelled), not waiting for its background processes, which the close ends. */
+static void *closer_main(void *arg)
+{
+    sw_env *e = arg;
+    pthread_mutex_lock(&mu);
+    while (e->busy > e->held && sw_now_ms() < g_close_deadline) wait_a_little();
+    sw_backend *b = NULL;
+    if (e->busy == e->held && e->state == READY) {
+        b = e->backend;
+        e->backend = NULL;
+        e->state = EMPTY;
+    }
+    pthread_mutex_unlock(&mu);
+    if (b) g_ops->close(b);
+    pthread_mutex_lock(&mu);
+    g_closing--;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    return NULL;
+}
+
+void sw_env_shutdown(int budget_ms)
 {
     pthread_mutex_lock(&mu);
+    if (g_stopping) {
+        pthread_mutex_unlock(&mu);
+        return;
+    }
     g_stopping = true;
     pthread_cond_broadcast(&reaper_cv);
-    sw_env *list = head;
-    head = NULL;
-    pthread_mutex_unlock(&mu);
-    while (list) {
-        sw_env *next = list->next;
-        /* A busy one is in use by a call that is being killed; the process exits anyway. */
-        if (list->busy == 0) {
-            if (list->state == READY) g_ops->close(list->backend);
-            free(list->task);
-            free(list->cwd);
-            free(list->dir);
-            free(list->turns);
-            free(list);
+    g_close_deadline = sw_now_ms() + budget_ms;
+    /* In parallel: releasing a sandbox can take a round trip or two. The entries are not
+     * freed; the process is about to exit and the registry may still point at them. */
+    for (sw_env *e = head; e; e = e->next)
+        if (e->state == READY) {
+            g_closing++;
+            if (sw_thread_detached(closer_main, e, 256 * 1024) != 0) g_closing--;
         }
-        list = next;
-    }
+    while (g_closing > 0 && sw_now_ms() < g_close_deadline) wait_a_little();
+    pthread_mutex_unlock(&mu);
 }

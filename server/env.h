@@ -49,7 +49,8 @@ void sw_env_hold(sw_env *e);
 void sw_env_unhold(sw_env *e);
 /* Releases environments idle longer than the lifetime; returns how many. */
 int sw_env_reap_idle(int64_t now_ms);
-/* Closes every environment (shutdown). */
-void sw_env_shutdown(void);
+/* Shutdown: closes every environment (in parallel; each once the calls in it have
+ * returned), waiting at most budget_ms in all. Later calls do nothing. */
+void sw_env_shutdown(int budget_ms);
 
 #endif

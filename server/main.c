@@ -26,6 +26,9 @@
 #include "server/tools.h"
 #include "server/util.h"
 
+/* At exit, how long releasing the environments (containers, sandboxes) may take in all. */
+#define SHUTDOWN_CLOSE_MS 4000
+
 extern char **environ;
 
 static char *runtime_dir;
@@ -37,11 +40,19 @@ static void shutdown_now(int code)
     static pthread_mutex_t once = PTHREAD_MUTEX_INITIALIZER;
     pthread_mutex_lock(&once);          /* never unlocked: the process ends here */
     sw_rpc_cancel_all();
+    sw_env_shutdown(SHUTDOWN_CLOSE_MS);   /* sandboxes released, remote processes ended */
     sw_proc_shutdown();
     sw_reg_shutdown();
     if (runtime_dir) sw_rm_rf(runtime_dir);
     sw_rpc_lock_output();               /* no half-written line on stdout */
     _exit(code);
+}
+
+static void *shutdown_main(void *arg)
+{
+    (void)arg;
+    shutdown_now(0);
+    return NULL;
 }
 
 static void *signal_main(void *arg)
@@ -55,8 +66,10 @@ static void *signal_main(void *arg)
         if (si.ssi_signo == SIGCHLD) {
             sw_proc_reap();
         } else {
+            /* Shut down from another thread: this one must go on reaping children while
+             * the calls in flight are cancelled and the environments closed. */
             sw_info("signal %d: shutting down", (int)si.ssi_signo);
-            shutdown_now(0);
+            if (sw_thread_detached(shutdown_main, NULL, 256 * 1024) != 0) shutdown_now(0);
         }
     }
     return NULL;
@@ -196,6 +209,5 @@ int main(int argc, char **argv)
     sw_info("ready: backend %s, cwd %s", cfg.backend, cfg.cwd);
     sw_rpc_serve(&cfg);
     /* stdin closed and every call answered: clean up like on SIGTERM. */
-    sw_env_shutdown();
     shutdown_now(0);
 }

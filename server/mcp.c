@@ -55,6 +55,16 @@ bool sw_mcp_batches_allowed(void)
 
 bool sw_mcp_client_can_elicit(void) { return atomic_load(&can_elicit); }
 
+void sw_mcp_reset_session(void)
+{
+    pthread_mutex_lock(&mu);
+    negotiated = NULL;
+    pthread_mutex_unlock(&mu);
+    atomic_store(&client_level, SW_LOG_NOTICE);
+    atomic_store(&warned_fixture, false);
+    atomic_store(&can_elicit, false);
+}
+
 bool sw_mcp_log_enabled(int level) { return level >= atomic_load(&client_level); }
 
 static void do_initialize(sw_req *r)

@@ -32,5 +32,10 @@ bool sw_mcp_batches_allowed(void);
 bool sw_mcp_client_can_elicit(void);
 /* Whether a notifications/message at this level should be sent now. */
 bool sw_mcp_log_enabled(int level);
+/* Forgets the session: no protocol version negotiated, default client log level, no
+ * client capabilities, as before the first initialize. For in-process drivers that serve
+ * several independent sessions in one process (the fuzz targets); never used by the
+ * server. */
+void sw_mcp_reset_session(void);
 
 #endif

@@ -28,6 +28,7 @@ typedef struct sw_batch {
 } sw_batch;
 
 static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static int out_fd = 1;          /* where protocol messages go (guarded by out_mu) */
 static atomic_bool client_gone;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -45,7 +46,7 @@ static void write_line(json_t *msg)
     pthread_mutex_lock(&out_mu);
     size_t total = iov[0].iov_len + 1;
     while (total > 0 && !atomic_load(&client_gone)) {
-        ssize_t w = writev(1, iov, 2);
+        ssize_t w = writev(out_fd, iov, 2);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EPIPE || errno == EBADF) {
@@ -421,8 +422,13 @@ static void line_too_long(size_t limit)
     json_decref(e);
 }
 
-int sw_rpc_serve(const sw_config *cfg)
+int sw_rpc_serve(const sw_config *cfg) { return sw_rpc_serve_fds(cfg, 0, 1); }
+
+int sw_rpc_serve_fds(const sw_config *cfg, int in_fd, int output_fd)
 {
+    pthread_mutex_lock(&out_mu);
+    out_fd = output_fd;
+    pthread_mutex_unlock(&out_mu);
     max_threads = cfg->workers;
     size_t limit = (size_t)cfg->max_line_bytes;
     size_t cap = 64 * 1024, len = 0;
@@ -430,7 +436,7 @@ int sw_rpc_serve(const sw_config *cfg)
     bool skipping = false;      /* inside an over-long line: drop bytes until its newline */
     for (;;) {
         if (len == cap) buf = sw_xrealloc(buf, cap *= 2);
-        ssize_t r = read(0, buf + len, cap - len);
+        ssize_t r = read(in_fd, buf + len, cap - len);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) break;
         size_t scan = len, start = 0;

@@ -58,5 +58,10 @@ void sw_rpc_lock_output(void);
 
 /* Serves stdin until EOF; returns after every in-flight call has answered. */
 int sw_rpc_serve(const sw_config *cfg);
+/* The same loop over other descriptors: requests are read from in_fd until EOF, and every
+ * protocol message (answers, notifications, requests to the client) is written to out_fd
+ * from then on. For in-process drivers such as the fuzz targets (tests/fuzz); the server
+ * itself uses sw_rpc_serve. */
+int sw_rpc_serve_fds(const sw_config *cfg, int in_fd, int out_fd);
 
 #endif

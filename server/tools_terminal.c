@@ -54,7 +54,7 @@ json_t *sw_tool_error(const char *status, const char *fmt, ...)
 /* The envelope of an unreachable backend: not the command's fault, worth retrying. */
 static json_t *degraded(const char *reason, const char *hint)
 {
-    return json_pack("{s:s, s:i, s:s++, s:s, s:s, s:s}", "output", "", "exit_code", -1,
+    return json_pack("{s:s, s:i, s:s+, s:s, s:s, s:s}", "output", "", "exit_code", -1,
                      "error", "Terminal backend degraded: ", reason, "status", "degraded",
                      "reason", reason, "retry_hint", hint);
 }

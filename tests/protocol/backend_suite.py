@@ -145,7 +145,7 @@ class SharedBehaviour:
         self.assertEqual(sc["exit_code"], 0, sc)
         self.assertEqual(sc["output"].strip(), "started", sc)
         self.assertLess(took, 10, "an & child held the call for %.1fs" % took)
-        self.assertTrue(self.tagged("sleep " + tag), "the & child should keep running")
+        self.assertTrue(wait_until(lambda: self.tagged("sleep " + tag), 5), "the & child should keep running")
         s.run("set -- 'sleep %s'; %s" % (tag, KILL_BY_CMDLINE))
         self.assertTrue(wait_until(lambda: not self.tagged("sleep " + tag), 10))
 
