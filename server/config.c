@@ -247,7 +247,11 @@ static int finish(sw_config *cfg)
         cfg->cwd = wd ? wd : sw_strdup("/");
     } else if (!cfg->cwd) {
         /* A remote shell starts at home; a container never sees this host's paths. */
-        cfg->cwd = sw_strdup(!strcmp(cfg->backend, "ssh") ? "~" : "/root");
+        const char *d = "/root";
+        if (!strcmp(cfg->backend, "ssh")) d = "~";
+        /* Apptainer runs as the server's user, who cannot enter the image's /root. */
+        else if (!strcmp(cfg->backend, "singularity") && geteuid() != 0) d = "/tmp";
+        cfg->cwd = sw_strdup(d);
     } else if (cfg->cwd[0] != '/' && cfg->cwd[0] != '~') {
         fprintf(stderr, "shellwire: TERMINAL_CWD/--cwd must be an absolute path, got '%s'\n",
                 cfg->cwd);
