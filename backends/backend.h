@@ -129,6 +129,9 @@ typedef struct sw_backend_ops {
     const char *name;             /* TERMINAL_ENV value */
     bool sandboxed;               /* commands are contained: the approval list is skipped
                                      (the hardline list never is) */
+    /* Optional: checks the backend's settings at start, so that a malformed value stops
+     * the server instead of failing the first call. 0, or -1 with err naming the variable. */
+    int (*check_config)(const struct sw_config *cfg, char *err, size_t errlen);
     int (*open)(const sw_open_opts *opts, sw_backend **out, char *err, size_t errlen);
     int (*run)(sw_backend *b, const sw_run_req *req, sw_run_res *res);
     void (*prepare)(sw_backend *b);

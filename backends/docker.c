@@ -1391,4 +1391,28 @@ static int docker_open(const sw_open_opts *o, sw_backend **out, char *err, size_
     return sw_remote_open(&transport, o, out, err, errlen);
 }
 
-const sw_backend_ops sw_docker_ops = SW_REMOTE_OPS("docker", true, docker_open);
+/* At start: an image is set, and the daemon address, limits, volumes and environment
+ * settings parse. */
+static int docker_check_config(const sw_config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->docker_image || !cfg->docker_image[0]) {
+        snprintf(err, errlen, "the docker backend needs an image: set TERMINAL_DOCKER_IMAGE (or --image), "
+                              "e.g. TERMINAL_DOCKER_IMAGE=debian:12");
+        return -1;
+    }
+    sw_transport probe = {.host = cfg->docker_host && cfg->docker_host[0] ? cfg->docker_host : DEFAULT_HOST};
+    int rc = parse_host(&probe, err, errlen);
+    free(probe.sock);
+    free(probe.base);
+    if (rc < 0) return -1;
+    json_t *hc = json_object(), *cj = json_object();
+    rc = add_limits(hc, cfg, err, errlen);
+    if (rc == 0) rc = add_binds(hc, cfg->docker_volumes, err, errlen);
+    if (rc == 0) rc = add_env(cj, cfg, err, errlen);
+    json_decref(hc);
+    json_decref(cj);
+    return rc;
+}
+
+const sw_backend_ops sw_docker_ops =
+    SW_REMOTE_OPS("docker", true, docker_open, .check_config = docker_check_config);

@@ -78,7 +78,8 @@ typedef struct sw_transport_ops {
  * by this layer. A transport file ends with
  *   static int ssh_open(const sw_open_opts *o, sw_backend **out, char *err, size_t n)
  *   { return sw_remote_open(&ssh_transport, o, out, err, n); }
- *   const sw_backend_ops sw_ssh_ops = SW_REMOTE_OPS("ssh", false, ssh_open); */
+ *   const sw_backend_ops sw_ssh_ops = SW_REMOTE_OPS("ssh", false, ssh_open);
+ * More members (.check_config = ...) may follow open. */
 int sw_remote_open(const sw_transport_ops *tr, const sw_open_opts *o, sw_backend **out,
                    char *err, size_t errlen);
 int sw_remote_run(sw_backend *b, const sw_run_req *req, sw_run_res *res);
@@ -91,13 +92,13 @@ int sw_remote_bg_write(sw_bg *p, const char *data, size_t len, bool eof);
 int sw_remote_bg_kill(sw_bg *p, int grace_ms, long *survivors, size_t *nsurv);
 void sw_remote_bg_free(sw_bg *p);
 
-#define SW_REMOTE_OPS(name_, sandboxed_, open_fn)                                          \
+#define SW_REMOTE_OPS(name_, sandboxed_, open_fn, ...)                                     \
     {                                                                                      \
         .name = name_, .sandboxed = sandboxed_, .open = open_fn,                           \
         .run = sw_remote_run, .health = sw_remote_health, .close = sw_remote_close,        \
         .bg_spawn = sw_remote_bg_spawn, .bg_status = sw_remote_bg_status,                  \
         .bg_write = sw_remote_bg_write, .bg_kill = sw_remote_bg_kill,                      \
-        .bg_free = sw_remote_bg_free,                                                      \
+        .bg_free = sw_remote_bg_free, __VA_ARGS__                                          \
     }
 
 /* Runs one short script through the transport and collects its output (at most `cap`

@@ -210,6 +210,12 @@ static int finish(sw_config *cfg)
                         "in this build yet; use 'local'\n", cfg->backend);
         return -1;
     }
+    const sw_backend_ops *ops = sw_backend_find(cfg->backend);
+    char berr[512];
+    if (ops->check_config && ops->check_config(cfg, berr, sizeof berr) < 0) {
+        fprintf(stderr, "shellwire: %s\n", berr);
+        return -1;
+    }
     if (strcmp(cfg->bwrap_profile, "restricted") && strcmp(cfg->bwrap_profile, "workspace") &&
         strcmp(cfg->bwrap_profile, "network")) {
         fprintf(stderr, "shellwire: TERMINAL_BUBBLEWRAP_PROFILE/--bubblewrap-profile: unknown "

@@ -260,10 +260,13 @@ class ConfigTests(DockerTest):
         self.addCleanup(lambda: subprocess.run(["rm", "-rf", d]))
         return d
 
-    def assertStartError(self, env, *mentions):
-        """The setting is refused with a message naming it: at start, or at the first call."""
+    def assertStartError(self, env, *mentions, at_start=False):
+        """The setting is refused with a message naming it: at start, or (unless at_start)
+        at the first call."""
         s = self.start(env=self.docker_env(**env))
         code = s.wait_exit(1.0)
+        if at_start:
+            self.assertEqual(code, 2, "a malformed setting should stop the server at start")
         if code is not None:
             self.assertNotEqual(code, 0)
             text = s.stderr_tail()
@@ -294,10 +297,10 @@ class ConfigTests(DockerTest):
         ]
         for env, var, value in cases:
             with self.subTest(var=var, value=value):
-                self.assertStartError(env, var, value)
+                self.assertStartError(env, var, value, at_start=True)
 
     def test_image_unset(self):
-        self.assertStartError({"TERMINAL_DOCKER_IMAGE": None}, "TERMINAL_DOCKER_IMAGE")
+        self.assertStartError({"TERMINAL_DOCKER_IMAGE": None}, "TERMINAL_DOCKER_IMAGE", at_start=True)
 
     def test_missing_image(self):
         name = "shellwire-missing-%s:1" % uuid.uuid4().hex[:8]
