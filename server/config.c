@@ -254,7 +254,9 @@ static int finish(sw_config *cfg)
     } else if (!cfg->cwd) {
         /* A remote shell starts at home; a container never sees this host's paths. */
         const char *d = "/root";
-        if (!strcmp(cfg->backend, "ssh")) d = "~";
+        /* A remote shell starts at home; so does Daytona's sandbox user, who cannot enter
+         * /root. */
+        if (!strcmp(cfg->backend, "ssh") || !strcmp(cfg->backend, "daytona")) d = "~";
         /* Apptainer runs as the server's user, who cannot enter the image's /root. */
         else if (!strcmp(cfg->backend, "singularity") && geteuid() != 0) d = "/tmp";
         cfg->cwd = sw_strdup(d);
