@@ -347,7 +347,7 @@ static int tr_connect(const sw_open_opts *o, sw_transport **out, char *err, size
 
 /* POSTs `bash -c <script> bash <arg>` (arg optional) to process/execute. */
 static int execute(sw_transport *t, const char *script, const char *arg, int timeout_ms,
-                   sw_cancel *cancel, sw_http_res *r)
+                   const sw_exec_req *er, sw_http_res *r)
 {
     char *qs = sw_shell_quote(script);
     char *qa = arg ? sw_shell_quote(arg) : NULL;
@@ -362,7 +362,8 @@ static int execute(sw_transport *t, const char *script, const char *arg, int tim
         http_timeout = timeout_ms;
     }
     sw_http_req hr = {.method = "POST", .url = t->exec_url, .body = body,
-                      .timeout_ms = http_timeout, .cancel = cancel};
+                      .timeout_ms = http_timeout, .cancel = er ? er->cancel : NULL,
+                      .tick = er ? er->tick : NULL, .tick_ctx = er ? er->ctx : NULL};
     int rc = sw_http_do(t->api, &hr, r);
     json_decref(body);
     return rc;
@@ -428,7 +429,7 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
     int st;
     for (int round = 0;; round++) {
         sw_http_res r;
-        int rc = execute(t, wrapper, req->script, req->timeout_ms, req->cancel, &r);
+        int rc = execute(t, wrapper, req->script, req->timeout_ms, req, &r);
         bool again = false;
         if (rc == 0 && r.status == 200) {
             st = deliver(&r, req, exit_code, err, errlen);

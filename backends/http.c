@@ -383,8 +383,10 @@ static void set_options(conn *c, const char *url, const sw_http_req *req, const 
 }
 
 /* Drives the transfer; returns its result, or sets a->cancelled when the token fired. */
-static CURLcode transfer(conn *c, sw_cancel *cancel, attempt *a)
+static CURLcode transfer(conn *c, const sw_http_req *req, attempt *a)
 {
+    sw_cancel *cancel = req->cancel;
+    int64_t next_tick = sw_now_ms() + 1000;
     if (cancel && sw_cancel_fired(cancel)) {
         a->cancelled = true;
         return CURLE_ABORTED_BY_CALLBACK;
@@ -404,6 +406,10 @@ static CURLcode transfer(conn *c, sw_cancel *cancel, attempt *a)
             a->cancelled = true;
             rc = CURLE_ABORTED_BY_CALLBACK;
             break;
+        }
+        if (req->tick && sw_now_ms() >= next_tick) {
+            req->tick(req->tick_ctx);
+            next_tick = sw_now_ms() + 1000;
         }
     }
     CURLMsg *msg;
@@ -425,7 +431,7 @@ static void run_attempt(conn *c, const char *url, const sw_http_req *req, const 
                         struct curl_slist *headers, int timeout_ms, attempt *a)
 {
     set_options(c, url, req, body, headers, timeout_ms, a);
-    a->code = transfer(c, req->cancel, a);
+    a->code = transfer(c, req, a);
     a->retry_after_ms = -1;
     long sent = 0;
     curl_easy_getinfo(c->easy, CURLINFO_REQUEST_SIZE, &sent);

@@ -25,6 +25,8 @@ typedef struct sw_http_req {
     int timeout_ms;             /* whole-request deadline per attempt; 0: the default (30 s) */
     int retry_budget_ms;        /* give up retrying after this long; 0: the default (20 s) */
     sw_cancel *cancel;          /* aborts the request (and its retries) when fired; may be NULL */
+    void (*tick)(void *ctx);    /* called about once a second while waiting; may be NULL */
+    void *tick_ctx;
 } sw_http_req;
 
 typedef struct sw_http_res {

@@ -306,12 +306,13 @@ static json_t *exec_body(const char *script, const char *arg, int timeout_ms)
 }
 
 static int execute(sw_transport *t, const char *script, const char *arg, int timeout_ms,
-                   sw_cancel *cancel, sw_http_res *r)
+                   const sw_exec_req *er, sw_http_res *r)
 {
     json_t *body = exec_body(script, arg, timeout_ms);
     sw_http_req hr = {.method = "POST", .url = t->exec_path, .body = body,
                       .timeout_ms = timeout_ms > 0 ? timeout_ms : NO_DEADLINE_MS,
-                      .cancel = cancel};
+                      .cancel = er ? er->cancel : NULL, .tick = er ? er->tick : NULL,
+                      .tick_ctx = er ? er->ctx : NULL};
     int rc = sw_http_do(t->api, &hr, r);
     json_decref(body);
     return rc;
@@ -360,7 +361,7 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
     char *file = sw_printf(OUTPUT_FILE, hex);
     char *wrapper = sw_printf(WRAPPER_SCRIPT, file);
     sw_http_res r;
-    int rc = execute(t, wrapper, req->script, req->timeout_ms, req->cancel, &r);
+    int rc = execute(t, wrapper, req->script, req->timeout_ms, req, &r);
     int st;
     if (rc == 0 && r.status == 200) {
         st = deliver(&r, req, exit_code, err, errlen);

@@ -176,6 +176,16 @@ class SharedBehaviour:
         self.assertFalse(s.has_response(rid) and "never" in str(s.responses_for(rid)))
         self.assertEqual(s.run("echo alive")["output"].strip(), "alive")
 
+    def test_shared_progress_while_running(self):
+        s = self.srv()
+        rid = s.send_call({"command": "sleep 3; echo end", "timeout": 60}, meta={"progressToken": "p1"})
+        r = s.wait_response(rid, timeout=90)
+        self.assertEqual(r["result"]["structuredContent"]["output"].strip(), "end", r)
+        with s.cv:
+            notes = [m for _, m in s.notifications if m.get("method") == "notifications/progress"
+                     and m.get("params", {}).get("progressToken") == "p1"]
+        self.assertGreaterEqual(len(notes), 1, "no progress during a 3 s command")
+
     def test_shared_concurrent_environments(self):
         s = self.srv()
         results = {}
