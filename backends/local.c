@@ -399,7 +399,7 @@ int sw_local_run(sw_backend *b, const sw_run_req *req, sw_run_res *res)
     sw_script_opts so = {
         .command = req->command, .cwd = req->cwd,
         .snapshot = NULL,   /* the shell has loaded it already */
-        .snapshot_out = sh.snap_out, .publish = false, .marker_id = b->marker,
+        .snapshot_out = sh.snap_out, .marker_id = b->marker,
         .prologue = "exec 3<&-", .stdin_data = req->stdin_data, .status_fd = STATUS_FD,
     };
     char *script = sw_script_wrap(&so);

@@ -2,8 +2,9 @@
  * sandbox is reached (see remote.h).
  *
  * Inside the sandbox each environment owns one directory, <state_root>/shellwire-<marker>:
- *   snapshot            exported variables, functions and aliases (the wrapper's state)
- *   snap.<n>            a command's state dump, moved over snapshot by the script itself
+ *   snapshot, snap.<k>  exported variables, functions and aliases (the wrapper's state):
+ *                       the first one, then the dumps of commands, in slots k < 64
+ *   bg/<id>.sh|.log|.exit|.snap  a background process: script, output, status, state
  *   bg/<id>.sh|.log|.exit  a background process: its script, output and exit status
  *
  * A foreground command is the shared wrapper script with two additions: it first prints
@@ -12,6 +13,12 @@
  * the sandbox (a second exec runs a kill script that walks /proc); the end tag lets a call
  * answer as soon as the shell is done even when a background grandchild keeps the stream
  * open. Both are removed from the output here; everything else goes to the sink as is.
+ *
+ * Publishing a command's state costs no process: each command dumps into a free slot
+ * file, and the server remembers which file holds the newest complete state (the one of
+ * the last command whose end tag arrived, which comes after its dump) and hands that one
+ * to the next command. A slot being read or written by a running command is never
+ * chosen, so no file changes under a reader.
  *
  * Background processes run detached inside the sandbox (own process group, output to a
  * log file there). One poller thread per environment, running only while such processes
@@ -60,11 +67,12 @@ struct sw_backend {
     const sw_transport_ops *tr;
     sw_transport *t;
     pthread_rwlock_t tlock;     /* exec: read; reconnect / recreate / close: write */
-    pthread_mutex_t mu;         /* broken, seq */
+    pthread_mutex_t mu;         /* broken, the snapshot slots */
     bool broken;                /* the last exec could not reach the sandbox */
-    unsigned long seq;
     char *dir, *qdir;           /* the environment's directory in the sandbox (and quoted) */
-    char *snapshot;
+    char *snapshot;             /* the first state */
+    int snap_cur;               /* slot with the newest state, or -1: snapshot */
+    uint64_t snap_busy;         /* slots read or written by running commands (under mu) */
     char *marker;
     char *tag;                  /* END_TAG<marker>__ */
     /* copies of the open options, for recreating */
@@ -208,6 +216,7 @@ int sw_remote_open(const sw_transport_ops *tr, const sw_open_opts *o, sw_backend
     b->dir = sw_printf("%s/shellwire-%s", tr->state_root ? tr->state_root : "/tmp", o->marker_id);
     b->qdir = sw_shell_quote(b->dir);
     b->snapshot = sw_printf("%s/snapshot", b->dir);
+    b->snap_cur = -1;
     b->tag = sw_printf(END_TAG "%s__", o->marker_id);
     b->o = *o;
     b->o.task_id = b->o_task = sw_strdup(o->task_id);
@@ -235,6 +244,9 @@ static int recreate_locked(sw_backend *b, char *err, size_t errlen)
         rc = b->tr->connect(&b->o, &b->t, err, errlen);
     }
     if (rc == SW_TR_OK) rc = setup(b, err, errlen);
+    pthread_mutex_lock(&b->mu);
+    b->snap_cur = -1;            /* the new sandbox starts from its own first state */
+    pthread_mutex_unlock(&b->mu);
     return rc;
 }
 
@@ -268,6 +280,44 @@ static void mark_broken(sw_backend *b)
 }
 
 /* ---- foreground commands ------------------------------------------------------------ */
+
+static char *slot_path(sw_backend *b, int k)
+{
+    return k < 0 ? sw_strdup(b->snapshot) : sw_printf("%s/snap.%d", b->dir, k);
+}
+
+/* The newest state's file, marked busy for the caller (release with snap_done). */
+static int snap_take(sw_backend *b, char **path)
+{
+    pthread_mutex_lock(&b->mu);
+    int k = b->snap_cur;
+    if (k >= 0) b->snap_busy |= 1ULL << k;
+    pthread_mutex_unlock(&b->mu);
+    *path = slot_path(b, k);
+    return k;
+}
+
+/* A free slot for a command's dump (marked busy), or -1 when all 64 are in use. */
+static int slot_take(sw_backend *b)
+{
+    pthread_mutex_lock(&b->mu);
+    int k = -1;
+    for (int i = 0; i < 64 && k < 0; i++)
+        if (i != b->snap_cur && !(b->snap_busy & (1ULL << i))) k = i;
+    if (k >= 0) b->snap_busy |= 1ULL << k;
+    pthread_mutex_unlock(&b->mu);
+    return k;
+}
+
+/* Releases the slots of a command; `newest` (>= 0) now holds the newest state. */
+static void slots_done(sw_backend *b, int read, int wrote, int newest)
+{
+    pthread_mutex_lock(&b->mu);
+    if (read >= 0) b->snap_busy &= ~(1ULL << read);
+    if (wrote >= 0) b->snap_busy &= ~(1ULL << wrote);
+    if (newest >= 0) b->snap_cur = newest;
+    pthread_mutex_unlock(&b->mu);
+}
 
 /* Reads the pid line, passes the output on, and spots the end tag. */
 typedef struct fg_stream {
@@ -400,14 +450,14 @@ static int kill_remote(sw_backend *b, const long *pids, size_t npids, int grace_
 /* One attempt at running the command. */
 static int run_once(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 {
-    pthread_mutex_lock(&b->mu);
-    unsigned long n = ++b->seq;
-    pthread_mutex_unlock(&b->mu);
-    char *snap_out = req->publish_state ? sw_printf("%s/snap.%lu", b->dir, n) : NULL;
+    char *snap_in = NULL;
+    int read_slot = snap_take(b, &snap_in);
+    int out_slot = req->publish_state ? slot_take(b) : -1;
+    char *snap_out = out_slot >= 0 ? slot_path(b, out_slot) : NULL;
     char *epilogue = sw_printf("builtin printf '%s%%s__\\n' \"$__sw_ec\"", b->tag);
     sw_script_opts so = {
-        .command = req->command, .cwd = req->cwd, .snapshot = b->snapshot,
-        .snapshot_out = snap_out, .publish = true, .marker_id = b->marker,
+        .command = req->command, .cwd = req->cwd, .snapshot = snap_in,
+        .snapshot_out = snap_out, .marker_id = b->marker,
         .prologue = "exec </dev/null 2>&1; builtin printf '%s\\n' \"$$\"",
         .stdin_data = req->stdin_data, .epilogue = epilogue,
     };
@@ -432,9 +482,12 @@ static int run_once(sw_backend *b, const sw_run_req *req, sw_run_res *res)
         res->exit_code = ec;
     }
     if (!s.ended) fg_emit(&s, s.hold, s.holdlen);
+    /* The end tag comes after the dump: only then is the slot a complete state. */
+    slots_done(b, read_slot, out_slot, s.ended ? out_slot : -1);
     free(s.hold);
     free(script);
     free(epilogue);
+    free(snap_in);
     free(snap_out);
     return rc;
 }
@@ -622,25 +675,33 @@ int sw_remote_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_i
     sw_random_hex(eof_word, 8);
     char *base = sw_printf("%s/bg/%s", b->dir, id);
     char *exit_file = sw_printf("%s.exit", base);
-    char *body = sw_script_background(req->command, req->stdin_data, req->cwd, b->snapshot, exit_file,
+    char *snap_in = NULL;
+    int read_slot = snap_take(b, &snap_in);
+    char *bg_snap = sw_printf("%s.snap", base);
+    char *body = sw_script_background(req->command, req->stdin_data, req->cwd, bg_snap, exit_file,
                                       NULL, NULL);
-    char *qbase = sw_shell_quote(base);
+    char *qbase = sw_shell_quote(base), *qsnap = sw_shell_quote(snap_in);
     /* The script goes to a file through a here-document, so nothing of it (a sudo password
      * included) shows on a command line; `set -m` gives the process its own group. */
     char *script = sw_printf(
         "exec </dev/null 2>&1; umask 077; mkdir -p %s/bg || exit 1\n"
         "cat > %s.sh <<'SW_%s'\n%sSW_%s\n"
+        "__sw_c=; IFS= read -r -d '' __sw_c < %s; builtin printf '%%s' \"$__sw_c\" > %s.snap\n"
         "set -m; bash %s.sh > %s.log 2>&1 < /dev/null &\n"
         "builtin printf 'pid:%%s\\n' \"$!\"\n",
-        b->qdir, qbase, eof_word, body, eof_word, qbase, qbase);
+        b->qdir, qbase, eof_word, body, eof_word, qsnap, qbase, qbase, qbase);
     char *outbuf = NULL;
     int ec = -1;
     rc = run_capture(b, script, SETUP_TIMEOUT_MS, &outbuf, NULL, 4096, &ec, err, errlen);
     long pid = 0;
     const char *pl = outbuf ? strstr(outbuf, "pid:") : NULL;
     if (pl) pid = strtol(pl + 4, NULL, 10);
+    slots_done(b, read_slot, -1, -1);   /* the process has its own copy now */
     free(script);
     free(qbase);
+    free(qsnap);
+    free(snap_in);
+    free(bg_snap);
     free(body);
     free(exit_file);
     free(base);

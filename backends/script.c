@@ -63,11 +63,10 @@ char *sw_script_wrap(const sw_script_opts *o)
     } else {
         cmd = ansi_quote(o->command);
     }
-    char *dump = NULL, *publish = NULL;
+    char *dump = NULL;
     if (o->snapshot_out) {
         char *out = sw_shell_quote(o->snapshot_out);
         dump = sw_printf(DUMP_STATE "\n", out);
-        if (o->publish && snap) publish = sw_printf("mv -f %s %s 2>/dev/null\n", out, snap);
         free(out);
     }
     /* Everything up to the eval shares line 1, so bash's messages about the command
@@ -92,21 +91,21 @@ char *sw_script_wrap(const sw_script_opts *o)
             "__sw_ec=$?\n"
             "%s"
             "builtin printf '%%s\\n' \"$__sw_ec\" >&%d\n"
-            "%s%s"
+            "%s"
             "builtin printf 'D\\n' >&%d\n"
             "exit $__sw_ec\n",
             o->prologue ? o->prologue : "", o->prologue ? "; " : "", o->status_fd,
             load ? load : "", enter, cmd, o->status_fd, marker, o->status_fd, dump ? dump : "",
-            publish ? publish : "", o->status_fd);
+            o->status_fd);
     } else {
         s = sw_printf(
             "%s%s%s"
             "export PAGER=cat GIT_PAGER=cat; %seval %s\n"
             "__sw_ec=$?\n"
-            "%s%s%s%s%s"
+            "%s%s%s%s"
             "exit $__sw_ec\n",
             o->prologue ? o->prologue : "", o->prologue ? "; " : "", load ? load : "", enter, cmd,
-            dump ? dump : "", publish ? publish : "", marker, o->epilogue ? o->epilogue : "",
+            dump ? dump : "", marker, o->epilogue ? o->epilogue : "",
             o->epilogue ? "\n" : "");
     }
     free(marker);
@@ -116,7 +115,6 @@ char *sw_script_wrap(const sw_script_opts *o)
     free(cwd);
     free(cmd);
     free(dump);
-    free(publish);
     return s;
 }
 

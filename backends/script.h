@@ -11,9 +11,9 @@
  *      with builtins, and exits with the saved status.
  * With a status fd (local backend) the marker comes before the dump and the exit code
  * is reported on the fd at once, so the caller can answer while the dump is written.
- * The snapshot is published by whoever runs the script: the local backend renames
- * `snapshot_out` over the snapshot itself (saving an external `mv`); remote backends set
- * `publish` so the script does `mv -f` itself.
+ * The caller publishes the dump (no external `mv` in the script): the local backend renames
+ * `snapshot_out` over the snapshot; the remote layer hands the newest dump to the next
+ * command.
  */
 #ifndef SW_SCRIPT_H
 #define SW_SCRIPT_H
@@ -24,9 +24,8 @@ typedef struct sw_script_opts {
     const char *command;
     const char *cwd;            /* "~" and "~/x" are expanded by the shell running it */
     const char *snapshot;       /* file to source first; NULL when the shell running the
-                                   script has loaded it already (then publish needs it too) */
+                                   script has loaded it already */
     const char *snapshot_out;   /* where to dump state afterwards; NULL: do not dump */
-    bool publish;               /* mv snapshot_out over snapshot inside the script */
     const char *marker_id;
     const char *prologue;       /* extra text run first (e.g. "exec 3<&-"); may be NULL */
     const char *stdin_data;     /* the command's stdin instead of /dev/null (a here-string
