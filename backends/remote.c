@@ -78,6 +78,9 @@ struct sw_backend {
     /* copies of the open options, for recreating */
     sw_open_opts o;
     char *o_task, *o_state, *o_cwd;
+    long sessions[256];         /* pids of recent commands' shells: their sessions are
+                                   ended at close (under mu) */
+    size_t nsessions;
     /* background processes */
     struct sw_bg *procs;        /* under g_bg_mu */
     pthread_t poller;
@@ -115,7 +118,12 @@ static const char KILL_FUNCS[] =
     "for i in 1 2 3 4 5; do __sw_collect \"$@\" $__sw_live; __sw_alive; [ -z \"$__sw_live\" ] && break; "
     "kill -STOP $__sw_live 2>/dev/null; __sw_collect \"$@\" $__sw_live; __sw_alive; "
     "kill -KILL $__sw_live 2>/dev/null; sleep 0.05; __sw_alive; [ -z \"$__sw_live\" ] && break; done; "
-    "printf 'survivors:%s\\n' \"$__sw_live\"; }\n";
+    "printf 'survivors:%s\\n' \"$__sw_live\"; }\n"
+    /* __sw_sessions SID...: stop and SIGKILL every process of those sessions (what the
+     * commands of a closing environment left running). */
+    "__sw_sessions() { local f s a r= w=\" $* \"; for f in /proc/[0-9]*/stat; do s=; read -r s < \"$f\" 2>/dev/null || continue; "
+    "read -r -a a <<< \"${s##*) }\"; [[ $w == *\" ${a[3]} \"* ]] && [ \"${f:6:-5}\" != $$ ] && r+=\" ${f:6:-5}\"; done; "
+    "[ -n \"$r\" ] && { kill -STOP $r; kill -KILL $r; } 2>/dev/null; true; }\n";
 
 /* ---- exec helpers ------------------------------------------------------------------- */
 
@@ -447,6 +455,17 @@ static int kill_remote(sw_backend *b, const long *pids, size_t npids, int grace_
     return 0;
 }
 
+/* A command's shell pid: when it leads its own session (an ssh channel's shell does),
+ * whatever it left behind (`cmd &`) is found by session at close. */
+static void remember_session(sw_backend *b, long pid)
+{
+    pthread_mutex_lock(&b->mu);
+    bool known = false;
+    for (size_t i = 0; i < b->nsessions && i < 256 && !known; i++) known = b->sessions[i] == pid;
+    if (!known) b->sessions[b->nsessions++ % 256] = pid;
+    pthread_mutex_unlock(&b->mu);
+}
+
 /* One attempt at running the command. */
 static int run_once(sw_backend *b, const sw_run_req *req, sw_run_res *res)
 {
@@ -482,6 +501,7 @@ static int run_once(sw_backend *b, const sw_run_req *req, sw_run_res *res)
         res->exit_code = ec;
     }
     if (!s.ended) fg_emit(&s, s.hold, s.holdlen);
+    if (s.pid > 0) remember_session(b, s.pid);
     /* The end tag comes after the dump: only then is the slot a complete state. */
     slots_done(b, read_slot, out_slot, s.ended ? out_slot : -1);
     free(s.hold);
@@ -812,7 +832,12 @@ void sw_remote_close(sw_backend *b)
     pthread_mutex_unlock(&g_bg_mu);
     if (b->t) {
         if (n) kill_remote(b, pids, n, 0, NULL, NULL);
-        char *script = sw_printf("exec </dev/null 2>&1; rm -rf %s", b->qdir);
+        char sids[256 * 12] = "";
+        size_t used = 0, ns = b->nsessions < 256 ? b->nsessions : 256;
+        for (size_t i = 0; i < ns; i++)
+            used += (size_t)snprintf(sids + used, sizeof sids - used, " %ld", b->sessions[i]);
+        char *script = sw_printf("exec </dev/null 2>&1\n%s%s%s\nrm -rf %s", KILL_FUNCS,
+                                 ns ? "__sw_sessions" : "", sids, b->qdir);
         char err[128];
         run_capture(b, script, 2000, NULL, NULL, 0, NULL, err, sizeof err);
         free(script);

@@ -149,6 +149,17 @@ class SharedBehaviour:
         s.run("set -- 'sleep %s'; %s" % (tag, KILL_BY_CMDLINE))
         self.assertTrue(wait_until(lambda: not self.tagged("sleep " + tag), 10))
 
+    def test_shared_leftover_child_ends_with_the_server(self):
+        s = self.srv()
+        tag = "35%d" % (uuid.uuid4().int % 10000)
+        sc = s.run("sleep %s & echo started" % tag)
+        self.assertEqual(sc["output"].strip(), "started", sc)
+        self.assertTrue(wait_until(lambda: self.tagged("sleep " + tag), 5), "the & child should run")
+        s.close_stdin()
+        self.assertIsNotNone(s.wait_exit(15), "the server did not exit after stdin closed")
+        self.assertTrue(wait_until(lambda: not self.tagged("sleep " + tag), 10),
+                        "a command's leftover child outlived the server: %r" % self.tagged("sleep " + tag))
+
     def test_shared_timeout_kills_tree(self):
         s = self.srv()
         tag = "32%d" % (uuid.uuid4().int % 10000)
