@@ -69,6 +69,7 @@ struct sw_backend {
     size_t nfinishing, capfinishing;
     unsigned long seq;
     unsigned long gen;  /* bumped whenever a command changes the snapshot */
+    bool dump_failing;  /* the last state dump was cut short (logged once) */
 };
 
 static char *find_bash(void)
@@ -115,11 +116,8 @@ static int shell_spawn(sw_backend *b, bool login, shell *sh, char *err, size_t e
     pthread_mutex_lock(&b->mu);
     sh->gen = b->gen;
     pthread_mutex_unlock(&b->mu);
-    /* Shells other than the first login shell start with an empty environment: the
-     * snapshot alone decides what is exported, so an `unset` sticks. */
-    static char *no_env[] = {NULL};
     sw_spawn sp = {
-        .path = argv[0], .argv = argv, .envp = login ? b->env : no_env,
+        .path = argv[0], .argv = argv, .envp = login ? b->env : sw_local_shell_env(b),
         .cwd = "/", .fd_in = -1, .fd_out = out[1], .fd3 = scr[0], .fd4 = st[1],
     };
     sh->child = sw_proc_spawn(&sp, err, errlen);
@@ -343,15 +341,43 @@ static bool files_differ(const char *a, const char *b)
     return differ;
 }
 
+/* True when the dump at `path` ends with the lines the state dump writes last
+ * (DUMP_STATE in backends/script.c). A dump cut short by a full disk does not: the
+ * shell reports "D" whether or not its writes succeeded. */
+static bool dump_complete(const char *path)
+{
+    static const char tail[] = "shopt -s expand_aliases\nset +e\nset +u\n";
+    size_t n = sizeof tail - 1;
+    char buf[sizeof tail];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    struct stat st;
+    bool ok = fstat(fd, &st) == 0 && st.st_size >= (off_t)n &&
+              pread(fd, buf, n, st.st_size - (off_t)n) == (ssize_t)n && !memcmp(buf, tail, n);
+    close(fd);
+    return ok;
+}
+
 /* Publishes the shell's state dump if it completed and differs from the current
- * snapshot, so spare shells that loaded the current one stay valid. */
+ * snapshot, so spare shells that loaded the current one stay valid. An incomplete dump
+ * is never published: the session keeps its previous state rather than losing it all. */
 static void publish(sw_backend *b, shell *sh)
 {
     if (!sh->snap_out || !dump_done(sh)) return;
+    bool complete = dump_complete(sh->snap_out);
     pthread_mutex_lock(&b->mu);
-    if (files_differ(sh->snap_out, b->snapshot) && rename(sh->snap_out, b->snapshot) == 0) {
-        b->gen++;
-        sw_debug("local: the state changed (generation %lu)", b->gen);
+    if (!complete) {
+        if (!b->dump_failing)
+            sw_warn("local: cannot save the session state to %s (is the disk full?); the "
+                    "previous state is kept and this call's changes to variables, functions "
+                    "and aliases are lost. (Not repeated until it works again.)", b->dir);
+        b->dump_failing = true;
+    } else {
+        b->dump_failing = false;
+        if (files_differ(sh->snap_out, b->snapshot) && rename(sh->snap_out, b->snapshot) == 0) {
+            b->gen++;
+            sw_debug("local: the state changed (generation %lu)", b->gen);
+        }
     }
     pthread_mutex_unlock(&b->mu);
 }
@@ -468,7 +494,13 @@ static void capture_snapshot(sw_backend *b)
                 free(v);
             }
             fputs("shopt -s expand_aliases\nset +e\nset +u\n", f);
-            if (fclose(f) != 0) sw_warn("local: cannot write the snapshot");
+            if (fclose(f) != 0) {
+                /* A cut snapshot would leave commands without PATH, HOME and the rest;
+                 * with none, shells get the server's environment (see shell_spawn). */
+                sw_warn("local: cannot write the snapshot %s: %s; commands get the server's "
+                        "environment until a state dump can be saved", b->snapshot, strerror(errno));
+                unlink(b->snapshot);
+            }
         }
     }
     free(script);
@@ -579,5 +611,14 @@ void sw_local_close(sw_backend *b)
 const char *sw_local_bash(sw_backend *b) { return b->bash; }
 void sw_local_settle(sw_backend *b) { settle(b); }
 const char *sw_local_snapshot(sw_backend *b) { return b->snapshot; }
+
+char *const *sw_local_shell_env(sw_backend *b)
+{
+    /* Normally empty: the snapshot alone decides what is exported, so an `unset` sticks.
+     * Without a snapshot (it could not be written: a full disk) a shell would have no
+     * PATH, HOME or anything else, so it gets the server's environment instead. */
+    static char *no_env[] = {NULL};
+    return access(b->snapshot, F_OK) == 0 ? no_env : b->env;
+}
 
 const sw_backend_ops sw_local_ops = SW_LOCAL_FAMILY_OPS("local", local_open, false);

@@ -13,6 +13,9 @@ char **sw_local_argv(sw_backend *b, char *const *tail);
 int sw_local_open_wrapped(const sw_open_opts *o, char **wrap, sw_backend **out, char *err,
                           size_t errlen);
 const char *sw_local_snapshot(sw_backend *b);
+/* The environment a shell other than the first login shell starts with: empty (the
+ * snapshot decides), or the server's environment while there is no snapshot. */
+char *const *sw_local_shell_env(sw_backend *b);
 /* Publishes the state of answered commands before anything else reads the snapshot. */
 void sw_local_settle(sw_backend *b);
 
@@ -32,6 +35,8 @@ int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_in
                       char *err, size_t errlen);
 void sw_local_bg_status(sw_bg *p, sw_bg_state *st);
 int sw_local_bg_write(sw_bg *p, const char *data, size_t len, bool eof);
+/* 0: the tree ended within the grace period; 1: SIGKILL was needed after it; -1: some
+ * processes survived even SIGKILL (see survivors). */
 int sw_local_bg_kill(sw_bg *p, int grace_ms, long *survivors, size_t *nsurv);
 sw_bg *sw_local_bg_adopt(long pid, unsigned long long start_time, const char *exit_path,
                          sw_bg_info *info);

@@ -70,9 +70,8 @@ int sw_local_bg_spawn(sw_backend *b, const sw_bg_req *req, sw_bg **out, sw_bg_in
     }
     char *tail[] = {(char *)sw_local_bash(b), "-c", ". /dev/fd/3", NULL};
     char **argv = sw_local_argv(b, tail);
-    static char *no_env[] = {NULL};   /* the snapshot decides what is exported */
     sw_spawn sp = {
-        .path = argv[0], .argv = argv, .envp = no_env, .cwd = "/",
+        .path = argv[0], .argv = argv, .envp = sw_local_shell_env(b), .cwd = "/",
         .tty = req->pty ? slave : NULL, .fd_in = -1, .fd_out = logfd, .fd3 = scr[0], .fd4 = -1,
     };
     sw_child *child = sw_proc_spawn(&sp, err, errlen);
@@ -142,16 +141,20 @@ void sw_local_bg_status(sw_bg *p, sw_bg_state *st)
 int sw_local_bg_write(sw_bg *p, const char *data, size_t len, bool eof)
 {
     if (p->master < 0) return -1;
-    if (len > 0 && sw_write_all(p->master, data, len) < 0) {
-        /* The master is non-blocking: wait for room rather than fail a long write. */
-        if (errno != EAGAIN) return -1;
-        struct pollfd pf = {.fd = p->master, .events = POLLOUT};
-        size_t done = 0;
-        while (done < len) {
-            ssize_t w = write(p->master, data + done, len - done);
-            if (w > 0) { done += (size_t)w; continue; }
-            if (w < 0 && errno != EAGAIN && errno != EINTR) return -1;
-            if (poll(&pf, 1, 2000) <= 0) return -1;
+    /* The master is non-blocking: when the terminal's input is full, wait for room and go
+     * on from where the last write stopped (never from the start: the process would get
+     * the beginning twice). Two seconds without room: give up with EAGAIN. */
+    struct pollfd pf = {.fd = p->master, .events = POLLOUT};
+    for (size_t done = 0; done < len;) {
+        ssize_t w = write(p->master, data + done, len - done);
+        if (w > 0) { done += (size_t)w; continue; }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno != EAGAIN) return -1;
+        int r = poll(&pf, 1, 2000);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            if (r == 0) errno = EAGAIN;
+            return -1;
         }
     }
     if (eof) {
@@ -170,10 +173,11 @@ int sw_local_bg_kill(sw_bg *p, int grace_ms, long *survivors, size_t *nsurv)
         return 0;
     }
     p->killed = true;
-    size_t n = sw_proc_terminate_tree(p->pid, grace_ms, survivors, *nsurv);
+    bool forced = false;
+    size_t n = sw_proc_terminate_tree(p->pid, grace_ms, survivors, *nsurv, &forced);
     *nsurv = n;
     if (p->child) sw_child_wait(p->child, 1000);
-    return n == 0 ? 0 : -1;
+    return n > 0 ? -1 : forced ? 1 : 0;
 }
 
 sw_bg *sw_local_bg_adopt(long pid, unsigned long long start_time, const char *exit_path,

@@ -364,8 +364,10 @@ static void term_new(const struct pinfo *v, size_t n, const bool *sel, termed **
     }
 }
 
-size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max)
+size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max,
+                              bool *forced)
 {
+    if (forced) *forced = false;
     if (root <= 1) return 0;
     termed *done = NULL;
     size_t ndone = 0;
@@ -389,6 +391,7 @@ size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t 
         nanosleep(&ts, NULL);
     }
     free(done);
+    if (forced) *forced = true;
     kill_tree(root);
     struct pinfo *v;
     size_t n = scan_procs(&v);

@@ -65,8 +65,10 @@ void sw_proc_reap(void);
 void sw_proc_kill_tree(pid_t root);
 /* SIGTERM to the tree of `root` (as sw_proc_kill_tree selects it), up to grace_ms for it
  * to end, then stop-and-SIGKILL what is left. Returns how many processes survived even
- * that; their pids go to survivors (up to max). */
-size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max);
+ * that; their pids go to survivors (up to max). *forced (if not NULL) tells whether
+ * anything was left after the grace period, so that SIGKILL was needed. */
+size_t sw_proc_terminate_tree(pid_t root, int grace_ms, long *survivors, size_t max,
+                              bool *forced);
 /* The kernel start time of pid (clock ticks since boot), or 0 if it does not exist. */
 unsigned long long sw_proc_start_time(pid_t pid);
 

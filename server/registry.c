@@ -65,11 +65,13 @@ typedef struct entry {
     uint64_t tags[2];             /* epoll cookies (exit, pty) */
     unsigned long seq;            /* start order: the oldest finished is pruned first */
     int pins;                     /* a call uses it without holding mu: do not free */
+    bool writing;                 /* a write to its input is under way (without mu) */
     struct entry *next;
 } entry;
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t exited_cv;    /* a process ended (CLOCK_MONOTONIC waits) */
+static pthread_cond_t input_cv = PTHREAD_COND_INITIALIZER;   /* a write to an input ended */
 static entry *head;
 static int ep = -1, ino = -1, ctl = -1;
 static char *procs_dir, *checkpoint_path;
@@ -241,6 +243,10 @@ static const char *status_of(const entry *e)
 
 /* ---- checkpoint ------------------------------------------------------------------- */
 
+/* Set while checkpoints fail (a full or read-only disk): the problem is logged once,
+ * not at every change, and logged again only after it was solved and came back. */
+static bool checkpoint_failing;
+
 /* Writes the table atomically (temp file + rename). Called with mu held. */
 static void checkpoint(void)
 {
@@ -256,10 +262,19 @@ static void checkpoint(void)
     json_t *doc = json_pack("{s:I, s:I, s:o}", "server_pid", (json_int_t)getpid(),
                             "server_start_time", (json_int_t)self_start, "processes", list);
     char *tmp = sw_printf("%s.tmp", checkpoint_path);
-    if (json_dump_file(doc, tmp, JSON_COMPACT) == 0) {
-        if (rename(tmp, checkpoint_path) < 0) sw_warn("cannot save the process registry: %s", strerror(errno));
+    errno = 0;
+    if (json_dump_file(doc, tmp, JSON_COMPACT) == 0 && rename(tmp, checkpoint_path) == 0) {
+        if (checkpoint_failing) sw_warn("the process registry is saved again (%s)", checkpoint_path);
+        checkpoint_failing = false;
     } else {
-        sw_warn("cannot write %s", tmp);
+        int err = errno;
+        unlink(tmp);   /* a partial temp file only takes space */
+        if (!checkpoint_failing)
+            sw_warn("cannot save the process registry to %s: %s. Background processes keep "
+                    "running and can be managed, but a server started after a crash of this "
+                    "one would not find the newest of them. (Not repeated until it works "
+                    "again.)", checkpoint_path, err ? strerror(err) : "write failed");
+        checkpoint_failing = true;
     }
     free(tmp);
     json_decref(doc);
@@ -600,6 +615,7 @@ static json_t *err_env(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sw_utf8_sanitize(msg);      /* a cut may split a character; JSON needs UTF-8 */
     return json_pack("{s:s, s:s}", "error", msg, "status", "error");
 }
 
@@ -789,6 +805,10 @@ static json_t *do_kill(entry *e)
     checkpoint();
     json_t *o = json_pack("{s:s, s:s, s:i, s:n}", "session_id", e->id, "status", "killed",
                           "exit_code", -15, "error");
+    if (rc == 1)   /* the backend says SIGTERM was not enough */
+        json_object_set_new(o, "kill_note", json_string(
+            "The process did not end within 2 s of SIGTERM (it ignores or handles it), so it "
+            "and what was left of its tree were killed with SIGKILL."));
     if (rc < 0 && nsurv > 0) {
         json_t *arr = json_array();
         for (size_t i = 0; i < nsurv && i < 32; i++) json_array_append_new(arr, json_integer(surv[i]));
@@ -818,9 +838,25 @@ static json_t *do_input(entry *e, const char *action, json_t *args)
         memcpy(buf, json_string_value(jd), len);
         if (!strcmp(action, "submit")) buf[len++] = '\n';
     }
+    /* A process that does not read its input makes the write wait (up to the backend's
+     * bound): do it without holding the table, so other calls go on, but one write at a
+     * time per process, so that two writes never interleave. */
+    e->pins++;
+    while (e->writing) pthread_cond_wait(&input_cv, &mu);
+    e->writing = true;
+    pthread_mutex_unlock(&mu);
     int rc = e->ops->bg_write(e->bg, buf, len, is_close);
+    int err = errno;
+    pthread_mutex_lock(&mu);
+    e->writing = false;
+    pthread_cond_broadcast(&input_cv);
+    e->pins--;
     free(buf);
-    if (rc < 0) return err_env("Could not write to process %s: %s", e->id, strerror(errno));
+    if (rc < 0 && err == EAGAIN)
+        return err_env("Could not write to process %s: it is not reading its input (the "
+                       "terminal's input buffer stayed full), so not all of the data was "
+                       "sent. Check what it is doing with poll or log.", e->id);
+    if (rc < 0) return err_env("Could not write to process %s: %s", e->id, strerror(err));
     return json_pack("{s:s, s:s, s:I, s:n}", "session_id", e->id, "status", "ok",
                      "bytes_written", (json_int_t)len, "error");
 }

@@ -7,10 +7,12 @@
 #include "server/rpc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +40,14 @@ static sw_req *queue_head, *queue_tail;
 static sw_req *inflight;        /* every request not yet freed */
 static long n_threads, n_idle, max_threads;
 
+/* The client can no longer read our answers: shut down (once) like on SIGTERM. */
+static void client_left(void)
+{
+    if (atomic_exchange(&client_gone, true)) return;
+    sw_warn("client closed stdout; shutting down");
+    kill(getpid(), SIGTERM);
+}
+
 static void write_line(json_t *msg)
 {
     char *s = json_dumps(msg, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -49,11 +59,7 @@ static void write_line(json_t *msg)
         ssize_t w = writev(out_fd, iov, 2);
         if (w < 0) {
             if (errno == EINTR) continue;
-            if (errno == EPIPE || errno == EBADF) {
-                atomic_store(&client_gone, true);
-                sw_warn("client closed stdout; shutting down");
-                kill(getpid(), SIGTERM);
-            }
+            if (errno == EPIPE || errno == EBADF) client_left();
             break;
         }
         total -= (size_t)w;
@@ -134,6 +140,7 @@ void sw_rpc_error(sw_req *r, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sw_utf8_sanitize(msg);      /* a cut may split a character; JSON needs UTF-8 */
     deliver(r, make_error(r->id, code, msg));
 }
 
@@ -422,7 +429,29 @@ static void line_too_long(size_t limit)
     json_decref(e);
 }
 
-int sw_rpc_serve(const sw_config *cfg) { return sw_rpc_serve_fds(cfg, 0, 1); }
+/* Waits (in poll, no timer) for the reader of stdout to go away. Without this a client
+ * that closed our stdout, or died, would only be noticed at the next write: a command
+ * with a long timeout would keep running, unseen, until then. A pipe reports POLLERR
+ * once it has no reader, a socket POLLHUP once the peer closed it; terminals, files and
+ * /dev/null report neither and the thread just sleeps. */
+static void *stdout_watch_main(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = 0};
+        int r = poll(&p, 1, -1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r > 0 && (p.revents & (POLLERR | POLLHUP))) client_left();
+        return NULL;
+    }
+}
+
+int sw_rpc_serve(const sw_config *cfg)
+{
+    if (sw_thread_detached(stdout_watch_main, (void *)(intptr_t)1, 64 * 1024) != 0)
+        sw_warn("cannot watch stdout; a client that goes away is noticed at the next answer");
+    return sw_rpc_serve_fds(cfg, 0, 1);
+}
 
 int sw_rpc_serve_fds(const sw_config *cfg, int in_fd, int output_fd)
 {

@@ -42,7 +42,8 @@ static bool is_word_end(char c) { return c == '\0' || strchr(" \t\n;&|()<>`", c)
 char *sw_sudo_rewrite(const char *cmd, int *count)
 {
     size_t n = strlen(cmd);
-    char *out = sw_xmalloc(n * 2 + 64);
+    /* Each sudo word (at least 4 bytes of cmd) gains the 9 bytes of " -S -p ''". */
+    char *out = sw_xmalloc(n + 9 * (n / 4 + 1) + 1);
     size_t o = 0;
     bool at_cmd = true;   /* the next word would be a command name */
     *count = 0;

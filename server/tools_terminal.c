@@ -47,6 +47,7 @@ json_t *sw_tool_error(const char *status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sw_utf8_sanitize(msg);      /* a cut or a backend's text may not be UTF-8 */
     return json_pack("{s:s, s:i, s:s, s:s}", "output", "", "exit_code", -1, "error", msg,
                      "status", status ? status : "error");
 }
@@ -54,9 +55,13 @@ json_t *sw_tool_error(const char *status, const char *fmt, ...)
 /* The envelope of an unreachable backend: not the command's fault, worth retrying. */
 static json_t *degraded(const char *reason, const char *hint)
 {
-    return json_pack("{s:s, s:i, s:s+, s:s, s:s, s:s}", "output", "", "exit_code", -1,
-                     "error", "Terminal backend degraded: ", reason, "status", "degraded",
-                     "reason", reason, "retry_hint", hint);
+    char *r = sw_strdup(reason);
+    sw_utf8_sanitize(r);        /* the backend's text may not be UTF-8 */
+    json_t *res = json_pack("{s:s, s:i, s:s+, s:s, s:s, s:s}", "output", "", "exit_code", -1,
+                            "error", "Terminal backend degraded: ", r, "status", "degraded",
+                            "reason", r, "retry_hint", hint);
+    free(r);
+    return res;
 }
 
 /* ---- foreground guidance ---------------------------------------------------------- */

@@ -173,3 +173,37 @@ char *sw_shell_quote(const char *s)
     *o = '\0';
     return out;
 }
+
+/* Length of the well-formed UTF-8 character at s, or 0 (NUL ends the string). */
+static size_t utf8_len(const unsigned char *s)
+{
+    if (s[0] < 0x80) return 1;
+    size_t need;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (s[0] >= 0xC2 && s[0] <= 0xDF) need = 1;
+    else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+        need = 2;
+        if (s[0] == 0xE0) lo = 0xA0;
+        if (s[0] == 0xED) hi = 0x9F;
+    } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+        need = 3;
+        if (s[0] == 0xF0) lo = 0x90;
+        if (s[0] == 0xF4) hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i <= need; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    return need + 1;
+}
+
+void sw_utf8_sanitize(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t l = utf8_len(p);
+        if (l) p += l;
+        else *p++ = '?';
+    }
+}

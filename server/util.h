@@ -29,5 +29,9 @@ int sw_set_nonblock(int fd);
 int sw_thread_detached(void *(*fn)(void *), void *arg, size_t stack);
 /* Single-quotes s for the shell: abc'd -> 'abc'\''d'. Caller frees. */
 char *sw_shell_quote(const char *s);
+/* Makes s valid UTF-8 in place: every byte that is not part of a well-formed character
+ * (a character cut short by snprintf, bytes from a backend that are not UTF-8) becomes
+ * '?'. JSON strings must be UTF-8, so messages built with printf go through this. */
+void sw_utf8_sanitize(char *s);
 
 #endif
