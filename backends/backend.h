@@ -162,6 +162,7 @@ typedef struct sw_backend_ops {
 
 extern const sw_backend_ops sw_local_ops;
 extern const sw_backend_ops sw_bubblewrap_ops;
+/* In the shellwire-net.so module (see backend.c): */
 extern const sw_backend_ops sw_ssh_ops;
 extern const sw_backend_ops sw_docker_ops;
 extern const sw_backend_ops sw_singularity_ops;

@@ -5,6 +5,7 @@
 
 #include <ctype.h>
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,7 +144,11 @@ static pcre2_code *codes[NPATTERNS];   /* compiled once by sw_guard_init */
 /* `bash -c '...'`, `sh -c "..."`, `eval $'...'`: the quoted payload in group 1, 2 or 3. */
 static pcre2_code *payload_re;
 
-int sw_guard_init(void)
+/* Compiling and JIT-compiling every rule takes a few milliseconds, so it happens on a
+ * thread of its own at start; the first check waits for it if it has to. */
+static pthread_once_t compiled = PTHREAD_ONCE_INIT;
+
+static int compile_patterns(void)
 {
     int ecode;
     PCRE2_SIZE eoff;
@@ -168,6 +173,22 @@ int sw_guard_init(void)
             return -1;
         }
     }
+    return 0;
+}
+
+static void compile_once(void) { compile_patterns(); }
+static void ready(void) { pthread_once(&compiled, compile_once); }
+
+static void *compile_main(void *arg)
+{
+    (void)arg;
+    ready();
+    return NULL;
+}
+
+int sw_guard_init(void)
+{
+    if (sw_thread_detached(compile_main, NULL, 256 * 1024) != 0) ready();
     return 0;
 }
 
@@ -203,6 +224,7 @@ static void add_payloads(const char *s, char **out, size_t *len, size_t *cap)
 
 char *sw_guard_normalize(const char *command)
 {
+    ready();
     size_t n = strlen(command), cap = 2 * n + 64, len = 0;
     char *t = sw_xmalloc(cap);
     /* 1. Escape sequences and NULs out; backslash-newline folded; $IFS becomes a space;
@@ -271,6 +293,7 @@ static bool hinted(const char *lower, const char *hints)
 
 sw_guard_hit sw_guard_check(const char *command)
 {
+    ready();
     sw_guard_hit hit = {SW_GUARD_ALLOW, NULL, NULL};
     char *t = sw_guard_normalize(command);
     char *lower = sw_strdup(t);

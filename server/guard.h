@@ -19,7 +19,8 @@ typedef struct sw_guard_hit {
     const char *description;    /* what it does, for the model and the user */
 } sw_guard_hit;
 
-/* Compiles the patterns once; -1 if one does not compile. */
+/* Starts compiling the patterns (on a thread: the first check waits for it). Returns 0;
+ * a pattern that does not compile is logged and never matches. */
 int sw_guard_init(void);
 /* Checks a command; the most severe match wins. */
 sw_guard_hit sw_guard_check(const char *command);

@@ -4,6 +4,7 @@
 #include "server/redact.h"
 
 #include <pcre2.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,9 +44,29 @@ static pcre2_code *codes[NSHAPES];
 static pcre2_code *any_anchor;  /* every anchor in one pattern: one scan decides */
 static bool on;
 
+/* Compiled on a thread of its own at start (a few milliseconds); the first redaction
+ * waits for it if it has to. */
+static pthread_once_t compiled = PTHREAD_ONCE_INIT;
+static int compile_shapes(void);
+static void compile_once(void) { compile_shapes(); }
+static void ready(void) { pthread_once(&compiled, compile_once); }
+
+static void *compile_main(void *arg)
+{
+    (void)arg;
+    ready();
+    return NULL;
+}
+
 int sw_redact_init(bool enabled)
 {
     on = enabled;
+    if (on && sw_thread_detached(compile_main, NULL, 256 * 1024) != 0) ready();
+    return 0;
+}
+
+static int compile_shapes(void)
+{
     char *alt = sw_strdup("");
     for (size_t i = 0; i < NSHAPES; i++) {
         char *next = sw_printf("%s%s(?:%s)(*MARK:%zu)", alt, *alt ? "|" : "", shapes[i].anchor, i);
@@ -128,6 +149,8 @@ static char *apply(pcre2_code *re, const char *text, size_t len, size_t *outlen)
 char *sw_redact(const char *text, size_t len, size_t *outlen)
 {
     if (!on || !text) return NULL;
+    ready();
+    if (!any_anchor) return NULL;
     /* Which shapes have an anchor in the text: only those are run. */
     bool want[NSHAPES] = {false};
     size_t nwant = 0;
@@ -145,7 +168,7 @@ char *sw_redact(const char *text, size_t len, size_t *outlen)
     char *cur = NULL;
     size_t curlen = len;
     for (size_t i = 0; i < NSHAPES; i++) {
-        if (!want[i]) continue;
+        if (!want[i] || !codes[i]) continue;
         size_t n;
         char *next = apply(codes[i], cur ? cur : text, curlen, &n);
         if (next) {

@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Turns redaction on or off and, when on, starts compiling the patterns (on a thread;
+ * the first redaction waits for it). Returns 0. */
 int sw_redact_init(bool enabled);
 /* Returns a new string (caller frees) with secrets masked; *outlen gets its length.
  * Returns NULL when nothing was masked (or redaction is off): use the input as it is. */
