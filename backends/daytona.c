@@ -54,13 +54,6 @@
 #define POLL_FIRST_MS 100
 #define POLL_MAX_MS 1000
 
-/* How one script runs (see the top of the file); %s is the output file. */
-#define OUTPUT_FILE "/tmp/.shellwire-exec-%s"
-#define WRAPPER_SCRIPT                                                                     \
-    "__sw_o=%s; __sw_s=$1; set --; ( eval \"unset __sw_o __sw_s\n$__sw_s\" ) >\"$__sw_o\" "    \
-    "2>&1 </dev/null & wait $!; __sw_e=$?; exec 3<\"$__sw_o\"; "                              \
-    "rm -f \"$__sw_o\" </dev/null >/dev/null 2>&1 & cat <&3; exit $__sw_e"
-#define COLLECT_SCRIPT "exec </dev/null 2>&1; f=%s; cat \"$f\" 2>/dev/null; rm -f \"$f\""
 
 struct sw_transport {
     sw_http *api;
@@ -106,14 +99,6 @@ static int head_len(const char *s, size_t max)
     return (int)n;
 }
 
-static char *escaped(const char *s)
-{
-    char *e = curl_easy_escape(NULL, s, 0);
-    char *out = sw_strdup(e ? e : "");
-    curl_free(e);
-    return out;
-}
-
 /* Takes id and toolboxProxyUrl from the Sandbox object answering `what`. */
 static int take_sandbox(sw_transport *t, const sw_http_res *r, const char *what, char *err,
                         size_t errlen)
@@ -121,7 +106,7 @@ static int take_sandbox(sw_transport *t, const sw_http_res *r, const char *what,
     const char *id = json_string_value(json_object_get(r->json, "id"));
     const char *tb = json_string_value(json_object_get(r->json, "toolboxProxyUrl"));
     if (!id || !*id || !tb || !*tb) return malformed(r, what, err, errlen);
-    char *eid = escaped(id);
+    char *eid = sw_http_escape(id);
     size_t n = strlen(tb);
     while (n && tb[n - 1] == '/') n--;
     free(t->path);
@@ -272,7 +257,7 @@ static int create(sw_transport *t, const sw_open_opts *o, const char *name, char
 static int find_or_create(sw_transport *t, const sw_open_opts *o, char *err, size_t errlen)
 {
     char *name = sandbox_name(o->task_id);
-    char *en = escaped(name);
+    char *en = sw_http_escape(name);
     char *p = sw_printf("/sandbox/%s", en);
     free(en);
     sw_http_res r;
@@ -409,7 +394,7 @@ static int deliver(const sw_http_res *r, const sw_exec_req *req, int *exit_code,
 /* An interrupted exec: hands over what the script printed so far (from its output file). */
 static void collect(sw_transport *t, const sw_exec_req *req, const char *file)
 {
-    char *script = sw_printf(COLLECT_SCRIPT, file);
+    char *script = sw_printf(SW_SYNC_COLLECT, file);
     sw_http_res r;
     int rc = execute(t, script, NULL, COLLECT_TIMEOUT_MS, NULL, &r);
     json_t *result = json_object_get(r.json, "result");
@@ -424,8 +409,8 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
 {
     char hex[33], *file, *wrapper;
     sw_random_hex(hex, 16);
-    file = sw_printf(OUTPUT_FILE, hex);
-    wrapper = sw_printf(WRAPPER_SCRIPT, file);
+    file = sw_printf(SW_SYNC_OUTPUT_FILE, hex);
+    wrapper = sw_printf(SW_SYNC_WRAPPER, file);
     int st;
     for (int round = 0;; round++) {
         sw_http_res r;

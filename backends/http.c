@@ -605,3 +605,11 @@ int sw_http_do(sw_http *h, const sw_http_req *req, sw_http_res *res)
     free(url);
     return rc;
 }
+
+char *sw_http_escape(const char *s)
+{
+    char *e = curl_easy_escape(NULL, s, 0);
+    char *out = sw_strdup(e ? e : "");
+    curl_free(e);
+    return out;
+}

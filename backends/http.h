@@ -58,4 +58,20 @@ void sw_http_res_free(sw_http_res *res);
  * by the caller. */
 char *sw_http_error_text(long status, const char *body, size_t len);
 
+/* A URL-escaped copy of s (caller frees). */
+char *sw_http_escape(const char *s);
+
+/* For providers whose exec API answers only when the command's output pipe closes
+ * (daytona, morph): the script runs in a subshell writing to a private file; the wrapper
+ * waits for that subshell only, then prints and removes the file, so a `cmd &` child holds
+ * the file, not the answer. At an interruption, SW_SYNC_COLLECT (a second exec) prints
+ * what the file holds so far, pid line included. %s: the file (SW_SYNC_OUTPUT_FILE with a
+ * random hex id); the wrapper takes the script as $1. */
+#define SW_SYNC_OUTPUT_FILE "/tmp/.shellwire-exec-%s"
+#define SW_SYNC_WRAPPER                                                                    \
+    "__sw_o=%s; __sw_s=$1; set --; ( eval \"unset __sw_o __sw_s\n$__sw_s\" ) >\"$__sw_o\" "    \
+    "2>&1 </dev/null & wait $!; __sw_e=$?; exec 3<\"$__sw_o\"; "                              \
+    "rm -f \"$__sw_o\" </dev/null >/dev/null 2>&1 & cat <&3; exit $__sw_e"
+#define SW_SYNC_COLLECT "exec </dev/null 2>&1; f=%s; cat \"$f\" 2>/dev/null; rm -f \"$f\""
+
 #endif

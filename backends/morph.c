@@ -47,13 +47,6 @@
 #define POLL_FIRST_MS 100
 #define POLL_MAX_MS 1000
 
-/* How one script runs (see the top of the file); %s is the output file. */
-#define OUTPUT_FILE "/tmp/.shellwire-exec-%s"
-#define WRAPPER_SCRIPT                                                                     \
-    "__sw_o=%s; __sw_s=$1; set --; ( eval \"unset __sw_o __sw_s\n$__sw_s\" ) >\"$__sw_o\" "    \
-    "2>&1 </dev/null & wait $!; __sw_e=$?; exec 3<\"$__sw_o\"; "                              \
-    "rm -f \"$__sw_o\" </dev/null >/dev/null 2>&1 & cat <&3; exit $__sw_e"
-#define COLLECT_SCRIPT "exec </dev/null 2>&1; f=%s; cat \"$f\" 2>/dev/null; rm -f \"$f\""
 
 struct sw_transport {
     sw_http *api;
@@ -87,17 +80,9 @@ static int malformed(const sw_http_res *r, const char *what, char *err, size_t e
     return SW_TR_ERROR;
 }
 
-static char *escaped(const char *s)
-{
-    char *e = curl_easy_escape(NULL, s, 0);
-    char *out = sw_strdup(e ? e : "");
-    curl_free(e);
-    return out;
-}
-
 static void take_instance(sw_transport *t, const char *id)
 {
-    char *eid = escaped(id);
+    char *eid = sw_http_escape(id);
     t->path = sw_printf("/instance/%s", eid);
     t->exec_path = sw_printf("/instance/%s/exec", eid);
     free(eid);
@@ -167,7 +152,7 @@ static int wait_ready(sw_transport *t, int64_t deadline, char *err, size_t errle
 
 static int start_instance(sw_transport *t, const sw_open_opts *o, char *err, size_t errlen)
 {
-    char *snap = escaped(o->config->morph_snapshot);
+    char *snap = sw_http_escape(o->config->morph_snapshot);
     char *p = sw_printf("/instance?snapshot_id=%s", snap);
     free(snap);
     json_t *body = json_pack("{s:{s:s}}", "metadata", META_KEY, o->task_id ? o->task_id : "");
@@ -200,7 +185,7 @@ static bool reusable(const json_t *inst, const char *snapshot)
 /* Persistent: the instance whose metadata names this task, if any, else a new one. */
 static int find_or_start(sw_transport *t, const sw_open_opts *o, char *err, size_t errlen)
 {
-    char *task = escaped(o->task_id ? o->task_id : "");
+    char *task = sw_http_escape(o->task_id ? o->task_id : "");
     char *p = sw_printf("/instance?metadata%%5B" META_KEY "%%5D=%s", task);
     free(task);
     sw_http_res r;
@@ -343,7 +328,7 @@ static int deliver(const sw_http_res *r, const sw_exec_req *req, int *exit_code,
 /* An interrupted exec: hands over what the script printed so far (from its output file). */
 static void collect(sw_transport *t, const sw_exec_req *req, const char *file)
 {
-    char *script = sw_printf(COLLECT_SCRIPT, file);
+    char *script = sw_printf(SW_SYNC_COLLECT, file);
     sw_http_res r;
     int ec;
     char err[256];
@@ -358,8 +343,8 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
 {
     char hex[33];
     sw_random_hex(hex, 16);
-    char *file = sw_printf(OUTPUT_FILE, hex);
-    char *wrapper = sw_printf(WRAPPER_SCRIPT, file);
+    char *file = sw_printf(SW_SYNC_OUTPUT_FILE, hex);
+    char *wrapper = sw_printf(SW_SYNC_WRAPPER, file);
     sw_http_res r;
     int rc = execute(t, wrapper, req->script, req->timeout_ms, req, &r);
     int st;
