@@ -147,9 +147,11 @@ static int capture_out(void *ctx, const char *buf, size_t len)
     return 0;
 }
 
-int sw_remote_capture(const sw_transport_ops *tr, sw_transport *t, const char *script,
-                      int timeout_ms, char **out, size_t *outlen, size_t cap, int *exit_code,
-                      char *err, size_t errlen)
+/* Runs one short script and collects its output (at most cap bytes; *out is the
+ * caller's to free). */
+static int capture_script(const sw_transport_ops *tr, sw_transport *t, const char *script,
+                          int timeout_ms, char **out, size_t *outlen, size_t cap, int *exit_code,
+                          char *err, size_t errlen)
 {
     capture c = {.buf = sw_xmalloc(1), .cap = 1, .limit = cap};
     c.buf[0] = '\0';
@@ -169,7 +171,7 @@ static int run_capture(sw_backend *b, const char *script, int timeout_ms, char *
                        size_t *outlen, size_t cap, int *ec, char *err, size_t errlen)
 {
     pthread_rwlock_rdlock(&b->tlock);
-    int rc = sw_remote_capture(b->tr, b->t, script, timeout_ms, out, outlen, cap, ec, err, errlen);
+    int rc = capture_script(b->tr, b->t, script, timeout_ms, out, outlen, cap, ec, err, errlen);
     pthread_rwlock_unlock(&b->tlock);
     return rc;
 }
@@ -187,7 +189,7 @@ static int setup(sw_backend *b, char *err, size_t errlen)
         b->qdir, qsnap, qinit, qtmp, qtmp, qtmp, qsnap);
     char *out = NULL;
     int ec = -1;
-    int rc = sw_remote_capture(b->tr, b->t, script, SETUP_TIMEOUT_MS, &out, NULL, 4096, &ec, err, errlen);
+    int rc = capture_script(b->tr, b->t, script, SETUP_TIMEOUT_MS, &out, NULL, 4096, &ec, err, errlen);
     if (rc == SW_TR_OK && ec != 0) {
         snprintf(err, errlen, "could not prepare the %s sandbox (bash missing or %s not writable?): "
                               "exit %d: %.200s", b->tr->name, b->dir, ec, out ? out : "");

@@ -101,11 +101,4 @@ void sw_remote_bg_free(sw_bg *p);
         .bg_free = sw_remote_bg_free, __VA_ARGS__                                          \
     }
 
-/* Runs one short script through the transport and collects its output (at most `cap`
- * bytes; the rest is dropped). For transports that need a helper command of their own.
- * *out is the caller's to free. */
-int sw_remote_capture(const sw_transport_ops *tr, sw_transport *t, const char *script,
-                      int timeout_ms, char **out, size_t *outlen, size_t cap, int *exit_code,
-                      char *err, size_t errlen);
-
 #endif
