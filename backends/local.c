@@ -496,7 +496,7 @@ static void capture_snapshot(sw_backend *b)
             fputs("shopt -s expand_aliases\nset +e\nset +u\n", f);
             if (fclose(f) != 0) {
                 /* A cut snapshot would leave commands without PATH, HOME and the rest;
-                 * with none, shells get the server's environment (see shell_spawn). */
+                 * with none, shells get the server's environment (sw_local_shell_env). */
                 sw_warn("local: cannot write the snapshot %s: %s; commands get the server's "
                         "environment until a state dump can be saved", b->snapshot, strerror(errno));
                 unlink(b->snapshot);

@@ -164,7 +164,7 @@ class FaultTests(MorphCase):
         sc = s.run("echo slow", timeout=1)
         self.assertEqual(sc["exit_code"], 124, sc)
         self.assertIn("timed out", sc["output"])
-        self.assertLess(time.monotonic() - t0, 4)
+        self.assertLess(time.monotonic() - t0, 8)
         self.assertEqual(s.run("echo next")["output"], "next")
 
     def test_timeout_keeps_partial_output_and_kills(self):

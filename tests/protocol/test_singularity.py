@@ -327,7 +327,7 @@ class InstanceTests(SingularityTest):
         self.assertEqual(len(recs), 1, recs)
         t0 = time.monotonic()
         self.assertEqual(s.stop(signal.SIGTERM), 0)
-        self.assertLess(time.monotonic() - t0, 3)
+        self.assertLess(time.monotonic() - t0, 6, "closing is bounded by the 4 s shutdown budget")
         self.assertTrue(wait_until(lambda: not self.instance_alive(recs[0]), 3),
                         "the instance survived SIGTERM of the server")
         self.assertEqual(self.live_names(), [])
