@@ -730,7 +730,7 @@ class ConcurrencyTests(ServerTest):
         ids = [s.send_call({"command": "sleep 1; echo t%d" % i, "task_id": "t%d" % i}) for i in range(8)]
         outs = [s.wait_response(i, timeout=20)["result"]["structuredContent"]["output"] for i in ids]
         self.assertEqual(outs, ["t%d" % i for i in range(8)])
-        self.assertLess(time.monotonic() - t0, 6.0, "8 one-second calls in separate tasks ran one by one")
+        self.assertLess(time.monotonic() - t0, 7.5, "8 one-second calls in separate tasks ran one by one (that takes 8 s)")
 
 
 # ============================================================================ shutdown
