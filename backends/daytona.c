@@ -74,22 +74,6 @@ static int api(sw_transport *t, const char *method, const char *path, json_t *bo
     return sw_http_do(t->api, &req, r);
 }
 
-/* The transport status for a failed request (rc < 0, or an error status). */
-static int failure(int rc, const sw_http_res *r, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s", r->error);
-    if (rc < 0) return SW_TR_DEGRADED;
-    return r->status == 404 ? SW_TR_GONE : SW_TR_ERROR;
-}
-
-static int malformed(const sw_http_res *r, const char *what, char *err, size_t errlen)
-{
-    char *start = sw_http_error_text(r->status, r->body, r->len);
-    snprintf(err, errlen, "the Daytona API sent a malformed answer to %s (%s)", what, start);
-    free(start);
-    return SW_TR_ERROR;
-}
-
 /* How many bytes of s (valid UTF-8) fit in max without cutting a character. */
 static int head_len(const char *s, size_t max)
 {
@@ -105,7 +89,7 @@ static int take_sandbox(sw_transport *t, const sw_http_res *r, const char *what,
 {
     const char *id = json_string_value(json_object_get(r->json, "id"));
     const char *tb = json_string_value(json_object_get(r->json, "toolboxProxyUrl"));
-    if (!id || !*id || !tb || !*tb) return malformed(r, what, err, errlen);
+    if (!id || !*id || !tb || !*tb) return sw_http_malformed("the Daytona API", r, what, err, errlen);
     char *eid = sw_http_escape(id);
     size_t n = strlen(tb);
     while (n && tb[n - 1] == '/') n--;
@@ -147,8 +131,8 @@ static int get_state(sw_transport *t, char *state, size_t sn, char *reason, size
     int st = SW_TR_OK;
     const char *s = json_string_value(json_object_get(r.json, "state"));
     const char *why = json_string_value(json_object_get(r.json, "errorReason"));
-    if (rc < 0 || r.status != 200) st = failure(rc, &r, err, errlen);
-    else if (!s) st = malformed(&r, "GET /sandbox", err, errlen);
+    if (rc < 0 || r.status != 200) st = sw_http_failure(rc, &r, err, errlen);
+    else if (!s) st = sw_http_malformed("the Daytona API", &r, "GET /sandbox", err, errlen);
     else {
         snprintf(state, sn, "%s", s);
         why = why ? why : "";
@@ -164,7 +148,7 @@ static int start_sandbox(sw_transport *t, char *err, size_t errlen)
     sw_http_res r;
     int rc = api(t, "POST", p, NULL, NULL, 0, PROBE_BUDGET_MS, &r);
     free(p);
-    int st = (rc < 0 || r.status >= 300) ? failure(rc, &r, err, errlen) : SW_TR_OK;
+    int st = (rc < 0 || r.status >= 300) ? sw_http_failure(rc, &r, err, errlen) : SW_TR_OK;
     sw_http_res_free(&r);
     return st;
 }
@@ -246,7 +230,7 @@ static int create(sw_transport *t, const sw_open_opts *o, const char *name, char
     sw_http_res r;
     int rc = api(t, "POST", "/sandbox", body, key, 0, 0, &r);
     json_decref(body);
-    int st = (rc < 0 || r.status >= 300) ? failure(rc, &r, err, errlen)
+    int st = (rc < 0 || r.status >= 300) ? sw_http_failure(rc, &r, err, errlen)
                                          : take_sandbox(t, &r, "POST /sandbox", err, errlen);
     if (st == SW_TR_GONE) st = SW_TR_ERROR;       /* 404 here: a wrong URL or snapshot */
     sw_http_res_free(&r);
@@ -266,7 +250,7 @@ static int find_or_create(sw_transport *t, const sw_open_opts *o, char *err, siz
     int st;
     if (rc == 0 && r.status == 200) st = take_sandbox(t, &r, "GET /sandbox", err, errlen);
     else if (rc == 0 && r.status == 404) st = create(t, o, name, err, errlen);
-    else st = failure(rc, &r, err, errlen);
+    else st = sw_http_failure(rc, &r, err, errlen);
     sw_http_res_free(&r);
     free(name);
     return st;
@@ -378,7 +362,7 @@ static int deliver(const sw_http_res *r, const sw_exec_req *req, int *exit_code,
     json_t *code = json_object_get(r->json, "exitCode");
     json_t *result = json_object_get(r->json, "result");
     if (!json_is_integer(code) || (result && !json_is_string(result)))
-        return malformed(r, "process/execute", err, errlen);
+        return sw_http_malformed("the Daytona API", r, "process/execute", err, errlen);
     const char *text = result ? json_string_value(result) : "";
     size_t len = result ? json_string_length(result) : 0;
     if (json_integer_value(code) < 0) {
@@ -422,12 +406,12 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
             collect(t, req, file);
             st = SW_TR_INTERRUPTED;
         } else if (rc == 0 && (r.status == 401 || r.status == 403)) {
-            st = failure(rc, &r, err, errlen);
+            st = sw_http_failure(rc, &r, err, errlen);
         } else if (round == 0 && (rc == 0 || r.status >= 500)) {
             st = recover(t, rc, &r, err, errlen);
             again = st == SW_TR_OK;
         } else {
-            st = failure(rc, &r, err, errlen);
+            st = sw_http_failure(rc, &r, err, errlen);
         }
         sw_http_res_free(&r);
         if (!again) break;

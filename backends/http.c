@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "backends/http.h"
+#include "backends/remote.h"
 #include "server/log.h"
 #include "server/util.h"
 
@@ -612,4 +613,20 @@ char *sw_http_escape(const char *s)
     char *out = sw_strdup(e ? e : "");
     curl_free(e);
     return out;
+}
+
+int sw_http_failure(int rc, const sw_http_res *res, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s", res->error);
+    if (rc < 0) return SW_TR_DEGRADED;
+    return res->status == 404 ? SW_TR_GONE : SW_TR_ERROR;
+}
+
+int sw_http_malformed(const char *provider, const sw_http_res *res, const char *what, char *err,
+                      size_t errlen)
+{
+    char *start = sw_http_error_text(res->status, res->body, res->len);
+    snprintf(err, errlen, "%s sent a malformed answer to %s (%s)", provider, what, start);
+    free(start);
+    return SW_TR_ERROR;
 }

@@ -58,6 +58,14 @@ void sw_http_res_free(sw_http_res *res);
  * by the caller. */
 char *sw_http_error_text(long status, const char *body, size_t len);
 
+/* For transports (remote.h codes): the status of a failed request — SW_TR_DEGRADED when
+ * no answer came (rc < 0), SW_TR_GONE for 404, else SW_TR_ERROR — with res->error in err. */
+int sw_http_failure(int rc, const sw_http_res *res, char *err, size_t errlen);
+/* SW_TR_ERROR, with err saying the provider's ("the Morph API") answer to `what` was
+ * malformed. */
+int sw_http_malformed(const char *provider, const sw_http_res *res, const char *what, char *err,
+                      size_t errlen);
+
 /* A URL-escaped copy of s (caller frees). */
 char *sw_http_escape(const char *s);
 

@@ -65,21 +65,6 @@ static int api(sw_transport *t, const char *method, const char *path, json_t *bo
     return sw_http_do(t->api, &req, r);
 }
 
-static int failure(int rc, const sw_http_res *r, char *err, size_t errlen)
-{
-    snprintf(err, errlen, "%s", r->error);
-    if (rc < 0) return SW_TR_DEGRADED;
-    return r->status == 404 ? SW_TR_GONE : SW_TR_ERROR;
-}
-
-static int malformed(const sw_http_res *r, const char *what, char *err, size_t errlen)
-{
-    char *start = sw_http_error_text(r->status, r->body, r->len);
-    snprintf(err, errlen, "the Morph API sent a malformed answer to %s (%s)", what, start);
-    free(start);
-    return SW_TR_ERROR;
-}
-
 static void take_instance(sw_transport *t, const char *id)
 {
     char *eid = sw_http_escape(id);
@@ -102,8 +87,8 @@ static int get_status(sw_transport *t, char *status, size_t n, char *err, size_t
     int rc = api(t, "GET", t->path, NULL, NULL, 0, PROBE_BUDGET_MS, &r);
     const char *s = json_string_value(json_object_get(r.json, "status"));
     int st = SW_TR_OK;
-    if (rc < 0 || r.status != 200) st = failure(rc, &r, err, errlen);
-    else if (!s) st = malformed(&r, "GET /instance", err, errlen);
+    if (rc < 0 || r.status != 200) st = sw_http_failure(rc, &r, err, errlen);
+    else if (!s) st = sw_http_malformed("the Morph API", &r, "GET /instance", err, errlen);
     else snprintf(status, n, "%s", s);
     sw_http_res_free(&r);
     return st;
@@ -115,7 +100,7 @@ static int resume(sw_transport *t, char *err, size_t errlen)
     sw_http_res r;
     int rc = api(t, "POST", p, NULL, NULL, 0, PROBE_BUDGET_MS, &r);
     free(p);
-    int st = (rc < 0 || r.status >= 300) ? failure(rc, &r, err, errlen) : SW_TR_OK;
+    int st = (rc < 0 || r.status >= 300) ? sw_http_failure(rc, &r, err, errlen) : SW_TR_OK;
     sw_http_res_free(&r);
     return st;
 }
@@ -164,8 +149,8 @@ static int start_instance(sw_transport *t, const sw_open_opts *o, char *err, siz
     json_decref(body);
     const char *id = json_string_value(json_object_get(r.json, "id"));
     int st = SW_TR_OK;
-    if (rc < 0 || r.status >= 300) st = failure(rc, &r, err, errlen);
-    else if (!id || !*id) st = malformed(&r, "POST /instance", err, errlen);
+    if (rc < 0 || r.status >= 300) st = sw_http_failure(rc, &r, err, errlen);
+    else if (!id || !*id) st = sw_http_malformed("the Morph API", &r, "POST /instance", err, errlen);
     else take_instance(t, id);
     if (st == SW_TR_GONE) st = SW_TR_ERROR;       /* 404 here: an unknown snapshot */
     sw_http_res_free(&r);
@@ -192,13 +177,13 @@ static int find_or_start(sw_transport *t, const sw_open_opts *o, char *err, size
     int rc = api(t, "GET", p, NULL, NULL, 0, 0, &r);
     free(p);
     if (rc < 0 || r.status != 200) {
-        int st = failure(rc, &r, err, errlen);
+        int st = sw_http_failure(rc, &r, err, errlen);
         sw_http_res_free(&r);
         return st == SW_TR_GONE ? SW_TR_ERROR : st;
     }
     json_t *data = json_object_get(r.json, "data");
     if (!json_is_array(data)) {
-        int st = malformed(&r, "GET /instance", err, errlen);
+        int st = sw_http_malformed("the Morph API", &r, "GET /instance", err, errlen);
         sw_http_res_free(&r);
         return st;
     }
@@ -311,7 +296,7 @@ static int deliver(const sw_http_res *r, const sw_exec_req *req, int *exit_code,
     json_t *so = json_object_get(r->json, "stdout");
     json_t *se = json_object_get(r->json, "stderr");
     if (!json_is_integer(code) || (so && !json_is_string(so)) || (se && !json_is_string(se)))
-        return malformed(r, "exec", err, errlen);
+        return sw_http_malformed("the Morph API", r, "exec", err, errlen);
     size_t n1 = so ? json_string_length(so) : 0, n2 = se ? json_string_length(se) : 0;
     if (n1 + n2) {
         char *all = sw_xmalloc(n1 + n2);
@@ -354,7 +339,7 @@ static int tr_exec(sw_transport *t, const sw_exec_req *req, int *exit_code, char
         collect(t, req, file);
         st = SW_TR_INTERRUPTED;
     } else {
-        st = failure(rc, &r, err, errlen);
+        st = sw_http_failure(rc, &r, err, errlen);
     }
     sw_http_res_free(&r);
     free(wrapper);
